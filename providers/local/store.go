@@ -1,0 +1,451 @@
+package local
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"filippo.io/age"
+	"golang.org/x/sys/unix"
+
+	"github.com/dso-dev/dso/providers"
+)
+
+const (
+	// FormatV1 names the container layout inside the age file. A store
+	// written by a newer dso with another format is refused, not misread.
+	FormatV1 = "dso.dev/local-store/v1"
+
+	// AgentPath is the store the agent uses when run as a system service.
+	AgentPath = "/var/lib/dso/vault.enc"
+
+	// DefaultName is the store name used in error messages when the store
+	// does not come from a SecretStore object.
+	DefaultName = "local"
+
+	// maxStoreFile bounds how much we read from disk. 1,000 keys at the 1 MiB
+	// value limit would not fit, but a store that size is a misuse; the
+	// bound keeps a corrupt or hostile file from exhausting memory.
+	maxStoreFile = 256 << 20
+)
+
+// DefaultUserPath is the store used by the CLI when no config names one:
+// ~/.dso/vault.enc.
+func DefaultUserPath() (string, error) {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("cannot find the home directory for the default store ~/.dso/vault.enc: %w; pass --path or name a local store in the config", err)
+	}
+	return filepath.Join(home, ".dso", "vault.enc"), nil
+}
+
+// DefaultKeyFile is the key file beside path when a store does not name one.
+func DefaultKeyFile(path string) string { return path + ".key" }
+
+// Entry is one secret of the store.
+type Entry struct {
+	Key string
+	// Value is the exact bytes that were set. List leaves it nil.
+	Value []byte
+	// Version grows by one on every set of this key.
+	Version int64
+	// Updated is when the value was last set.
+	Updated time.Time
+}
+
+// VersionID is Version as the provider version string.
+func (e Entry) VersionID() string { return strconv.FormatInt(e.Version, 10) }
+
+// entry is the on-disk shape of one secret. []byte marshals as base64, so
+// values are binary-safe.
+type entry struct {
+	Value   []byte    `json:"value"`
+	Version int64     `json:"version"`
+	Updated time.Time `json:"updated"`
+}
+
+// container is the plaintext inside the age file.
+type container struct {
+	Format  string            `json:"format"`
+	Entries map[string]*entry `json:"entries"`
+	// Deleted keeps the last version of removed keys (see package doc).
+	Deleted map[string]int64 `json:"deleted,omitempty"`
+}
+
+// Store is an open local store. It re-reads the file on every operation, so
+// several processes can use one store; it holds no plaintext between calls.
+type Store struct {
+	name     string
+	path     string
+	keyFile  string
+	identity *age.X25519Identity
+	now      func() time.Time
+}
+
+// Option adjusts a Store.
+type Option func(*Store)
+
+// WithName sets the store name used in error messages (the SecretStore name).
+func WithName(name string) Option { return func(s *Store) { s.name = name } }
+
+// WithClock replaces time.Now (tests use it for stable output).
+func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
+
+func newStore(path, keyFile string, opts []Option) *Store {
+	if keyFile == "" {
+		keyFile = DefaultKeyFile(path)
+	}
+	s := &Store{name: DefaultName, path: path, keyFile: keyFile, now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// Path is the store file.
+func (s *Store) Path() string { return s.path }
+
+// KeyFile is the key file.
+func (s *Store) KeyFile() string { return s.keyFile }
+
+// LockFile is the file writers flock.
+func (s *Store) LockFile() string { return s.path + ".lock" }
+
+// Open loads the key of an existing store. keyFile "" means `<path>.key`.
+// It does not read the store file; Get, List and Validate do.
+func Open(path, keyFile string, opts ...Option) (*Store, error) {
+	s := newStore(path, keyFile, opts)
+	if path == "" {
+		return nil, providers.Errorf(providers.KindInvalidConfig, s.name, "", "no store path given: set spec.local.path")
+	}
+	id, err := s.readKey()
+	if err != nil {
+		return nil, err
+	}
+	s.identity = id
+	return s, nil
+}
+
+// readKey loads and checks the key file. Parse errors are not wrapped: their
+// text could quote part of the key.
+func (s *Store) readKey() (*age.X25519Identity, error) {
+	fi, err := os.Stat(s.keyFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		if _, serr := os.Stat(s.path); errors.Is(serr, fs.ErrNotExist) {
+			return nil, providers.Errorf(providers.KindInvalidConfig, s.name, "",
+				"store %s does not exist: run `docker dso init` to create it", s.path)
+		}
+		return nil, providers.Errorf(providers.KindInvalidConfig, s.name, "",
+			"key file %s is missing, so store %s cannot be decrypted: restore the key file from a backup or set spec.local.keyFile", s.keyFile, s.path)
+	}
+	if err != nil {
+		return nil, providers.Wrap(providers.KindPermissionDenied, s.name, "", err, "cannot read key file "+s.keyFile)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return nil, providers.Errorf(providers.KindPermissionDenied, s.name, "",
+			"key file %s is accessible by group or others (mode %04o): run `chmod 600 %s`", s.keyFile, perm, s.keyFile)
+	}
+	raw, err := os.ReadFile(s.keyFile)
+	if err != nil {
+		return nil, providers.Wrap(providers.KindPermissionDenied, s.name, "", err, "cannot read key file "+s.keyFile)
+	}
+	defer clear(raw)
+	ids, err := age.ParseIdentities(bytes.NewReader(raw))
+	if err != nil || len(ids) != 1 {
+		return nil, providers.Errorf(providers.KindInvalidConfig, s.name, "",
+			"key file %s does not hold exactly one age X25519 identity: restore it from a backup", s.keyFile)
+	}
+	id, ok := ids[0].(*age.X25519Identity)
+	if !ok {
+		return nil, providers.Errorf(providers.KindInvalidConfig, s.name, "",
+			"key file %s holds an age identity that is not X25519: dso stores use X25519 keys", s.keyFile)
+	}
+	return id, nil
+}
+
+// Init creates a new empty store with a fresh key: the directory (0700 when
+// it is created), the key file (0600), the store file (0600) and the lock
+// file. It refuses to replace an existing key or store unless force is set:
+// a new key makes every value of the old store unreadable.
+func Init(path, keyFile string, force bool, opts ...Option) (*Store, error) {
+	s := newStore(path, keyFile, opts)
+	if path == "" {
+		return nil, fmt.Errorf("no store path given: pass --path or name a local store in the config")
+	}
+	for _, dir := range uniq(filepath.Dir(s.path), filepath.Dir(s.keyFile)) {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("create directory %s for the local store: %w", dir, err)
+		}
+	}
+	unlock, err := s.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if !force {
+		for _, f := range []string{s.path, s.keyFile} {
+			if _, err := os.Lstat(f); err == nil {
+				return nil, fmt.Errorf("%s already exists: refusing to replace it, because a new key makes the existing secrets unreadable; pass --force to start an empty store anyway", f)
+			}
+		}
+	}
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		return nil, fmt.Errorf("generate a key for the local store: %w", err)
+	}
+	keyText := fmt.Sprintf("# dso local store key for %s\n# created: %s\n# public key: %s\n%s\n",
+		s.path, s.now().UTC().Format(time.RFC3339), id.Recipient(), id)
+	if err := writeAtomic(s.keyFile, []byte(keyText)); err != nil {
+		return nil, fmt.Errorf("write key file %s: %w", s.keyFile, err)
+	}
+	s.identity = id
+	if err := s.write(&container{Format: FormatV1, Entries: map[string]*entry{}}); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func uniq(a, b string) []string {
+	if a == b {
+		return []string{a}
+	}
+	return []string{a, b}
+}
+
+// Get returns the current value of key.
+func (s *Store) Get(key string) (Entry, error) {
+	if err := providers.ValidateRef(s.name, providers.Ref{Key: key}); err != nil {
+		return Entry{}, err
+	}
+	c, err := s.read()
+	if err != nil {
+		return Entry{}, err
+	}
+	e, ok := c.Entries[key]
+	if !ok {
+		return Entry{}, providers.Errorf(providers.KindNotFound, s.name, key, "no such key in %s: add it with `docker dso secret set %s`", s.path, key)
+	}
+	return Entry{Key: key, Value: e.Value, Version: e.Version, Updated: e.Updated}, nil
+}
+
+// Set stores value under key and returns the new entry (without Value).
+func (s *Store) Set(key string, value []byte) (Entry, error) {
+	if err := providers.ValidateRef(s.name, providers.Ref{Key: key}); err != nil {
+		return Entry{}, err
+	}
+	if err := providers.CheckSize(s.name, key, len(value)); err != nil {
+		return Entry{}, err
+	}
+	var out Entry
+	err := s.update(func(c *container) error {
+		prev := c.Deleted[key]
+		if e, ok := c.Entries[key]; ok {
+			prev = e.Version
+		}
+		e := &entry{Value: bytes.Clone(value), Version: prev + 1, Updated: s.now().UTC()}
+		c.Entries[key] = e
+		delete(c.Deleted, key)
+		out = Entry{Key: key, Version: e.Version, Updated: e.Updated}
+		return nil
+	})
+	return out, err
+}
+
+// Delete removes key; a missing key is a KindNotFound error.
+func (s *Store) Delete(key string) error {
+	if err := providers.ValidateRef(s.name, providers.Ref{Key: key}); err != nil {
+		return err
+	}
+	return s.update(func(c *container) error {
+		e, ok := c.Entries[key]
+		if !ok {
+			return providers.Errorf(providers.KindNotFound, s.name, key, "no such key in %s", s.path)
+		}
+		if c.Deleted == nil {
+			c.Deleted = map[string]int64{}
+		}
+		c.Deleted[key] = e.Version
+		delete(c.Entries, key)
+		return nil
+	})
+}
+
+// List returns the entries whose key starts with prefix, sorted by key,
+// without their values.
+func (s *Store) List(prefix string) ([]Entry, error) {
+	c, err := s.read()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Entry, 0, len(c.Entries))
+	for k, e := range c.Entries {
+		if strings.HasPrefix(k, prefix) {
+			out = append(out, Entry{Key: k, Version: e.Version, Updated: e.Updated})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out, nil
+}
+
+// Validate reads and decrypts the store.
+func (s *Store) Validate() error {
+	_, err := s.read()
+	return err
+}
+
+// update runs fn on the current container under the writer lock and writes
+// the result. Reading inside the lock is what makes concurrent sets safe.
+func (s *Store) update(fn func(*container) error) error {
+	unlock, err := s.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	c, err := s.read()
+	if err != nil {
+		return err
+	}
+	if err := fn(c); err != nil {
+		return err
+	}
+	return s.write(c)
+}
+
+// lock takes the exclusive inter-process lock. flock locks belong to the
+// open file description, so two goroutines of one process that each open the
+// lock file exclude each other as two processes do. The kernel drops the
+// lock when a holder dies, so a crashed `secret set` never wedges the store.
+func (s *Store) lock() (func(), error) {
+	f, err := os.OpenFile(s.LockFile(), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open lock file %s: %w", s.LockFile(), err)
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", s.LockFile(), err)
+	}
+	return func() {
+		_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+		f.Close()
+	}, nil
+}
+
+// read decrypts and parses the store file. Errors never wrap JSON decoder
+// errors: their text can quote bytes of the plaintext.
+func (s *Store) read() (*container, error) {
+	f, err := os.Open(s.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, providers.Errorf(providers.KindInvalidConfig, s.name, "",
+			"store %s does not exist: run `docker dso init` to create it", s.path)
+	}
+	if err != nil {
+		return nil, providers.Wrap(providers.KindPermissionDenied, s.name, "", err, "cannot open store file "+s.path)
+	}
+	defer f.Close()
+	r, err := age.Decrypt(io.LimitReader(f, maxStoreFile), s.identity)
+	if err != nil {
+		return nil, s.decryptError()
+	}
+	plain, err := io.ReadAll(r)
+	defer clear(plain)
+	if err != nil {
+		// A failed chunk authentication: tampered or truncated file.
+		return nil, s.decryptError()
+	}
+	var c container
+	if err := json.Unmarshal(plain, &c); err != nil {
+		return nil, providers.Errorf(providers.KindInvalidConfig, s.name, "",
+			"store %s decrypted but its content is not a dso store: restore it from a backup", s.path)
+	}
+	if c.Format != FormatV1 {
+		return nil, providers.Errorf(providers.KindInvalidConfig, s.name, "",
+			"store %s has format %q, this dso reads %q: upgrade dso", s.path, c.Format, FormatV1)
+	}
+	if c.Entries == nil {
+		c.Entries = map[string]*entry{}
+	}
+	return &c, nil
+}
+
+func (s *Store) decryptError() error {
+	return providers.Errorf(providers.KindPermissionDenied, s.name, "",
+		"store %s cannot be decrypted with key file %s: the key does not match or the file is damaged; use the key file that `docker dso init` created for this store", s.path, s.keyFile)
+}
+
+// write encrypts c and replaces the store file atomically.
+func (s *Store) write(c *container) error {
+	plain, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("encode store %s: %w", s.path, err)
+	}
+	defer clear(plain)
+	var buf bytes.Buffer
+	buf.Grow(len(plain) + len(plain)/32 + 256)
+	w, err := age.Encrypt(&buf, s.identity.Recipient())
+	if err != nil {
+		return fmt.Errorf("encrypt store %s: %w", s.path, err)
+	}
+	if _, err := w.Write(plain); err != nil {
+		return fmt.Errorf("encrypt store %s: %w", s.path, err)
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("encrypt store %s: %w", s.path, err)
+	}
+	if err := writeAtomic(s.path, buf.Bytes()); err != nil {
+		return fmt.Errorf("write store %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// writeAtomic writes data to a 0600 temp file beside path, fsyncs it, renames
+// it over path and fsyncs the directory so the rename itself is durable.
+func writeAtomic(path string, data []byte) (err error) {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	// CreateTemp already uses 0600; Chmod makes it independent of that detail.
+	if err = tmp.Chmod(0o600); err != nil {
+		return err
+	}
+	if _, err = tmp.Write(data); err != nil {
+		return err
+	}
+	if err = tmp.Sync(); err != nil {
+		return err
+	}
+	if err = tmp.Close(); err != nil {
+		return err
+	}
+	if err = os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
