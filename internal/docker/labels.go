@@ -1,0 +1,25 @@
+package docker
+
+// Labels dso writes on the containers it creates. Docker labels cannot change
+// after create, so everything a later step (or crash recovery) needs is
+// written into the candidate when it is created. Values never contain secret
+// material: the hash is an HMAC under a per-host key.
+const (
+	// LabelManaged marks a container created by dso ("true").
+	LabelManaged = "dso.dev/managed"
+	// LabelSecretHash is the HMAC of the consumed values and delivery spec.
+	LabelSecretHash = "dso.dev/secret-hash"
+	// LabelReplaces is the full id of the container this candidate replaces.
+	LabelReplaces = "dso.dev/replaces"
+	// LabelTargetName is the name the candidate takes at cutover.
+	LabelTargetName = "dso.dev/target-name"
+	// LabelRotation is the rotation's trace id.
+	LabelRotation = "dso.dev/rotation"
+	// LabelRestartPolicy is the restart policy to restore after cutover.
+	LabelRestartPolicy = "dso.dev/restart-policy"
+	// LabelBinding lists the bindings (comma separated) that shaped this container.
+	LabelBinding = "dso.dev/binding"
+	// LabelEnvKeys lists (names only) the env vars dso delivered, so a later
+	// rotation can drop the ones no longer bound.
+	LabelEnvKeys = "dso.dev/env-keys"
+)
