@@ -7,11 +7,10 @@
 //
 // The store is one age file (filippo.io/age, format age-encryption.org/v1)
 // encrypted to an X25519 recipient whose identity lives in a key file (mode
-// 0600, by default `<path>.key`). Inside is a versioned JSON container:
-//
-//	{"format":"dso.dev/local-store/v1",
-//	 "entries":{"myapp/db":{"value":"<base64>","version":3,"updated":"..."}},
-//	 "deleted":{"old/key":7}}
+// 0600, by default `<path>.key`). Inside is a versioned container: a format
+// line ("dso.dev/local-store/v1") followed by length-prefixed records of key,
+// version counter, update time and the exact value bytes, then the tombstones
+// of deleted keys (codec.go describes the layout and why it is not JSON).
 //
 // Why age and not a hand-rolled AES-256-GCM file: age is a small, reviewed,
 // stable format with a specification, its key file is the same one

@@ -2,7 +2,6 @@ package local
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -65,20 +64,18 @@ type Entry struct {
 // VersionID is Version as the provider version string.
 func (e Entry) VersionID() string { return strconv.FormatInt(e.Version, 10) }
 
-// entry is the on-disk shape of one secret. []byte marshals as base64, so
-// values are binary-safe.
+// entry is one secret inside the container.
 type entry struct {
-	Value   []byte    `json:"value"`
-	Version int64     `json:"version"`
-	Updated time.Time `json:"updated"`
+	Value   []byte
+	Version int64
+	Updated time.Time
 }
 
-// container is the plaintext inside the age file.
+// container is the plaintext inside the age file (see codec.go).
 type container struct {
-	Format  string            `json:"format"`
-	Entries map[string]*entry `json:"entries"`
+	Entries map[string]*entry
 	// Deleted keeps the last version of removed keys (see package doc).
-	Deleted map[string]int64 `json:"deleted,omitempty"`
+	Deleted map[string]int64
 }
 
 // Store is an open local store. It re-reads the file on every operation, so
@@ -208,7 +205,7 @@ func Init(path, keyFile string, force bool, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("write key file %s: %w", s.keyFile, err)
 	}
 	s.identity = id
-	if err := s.write(&container{Format: FormatV1, Entries: map[string]*entry{}}); err != nil {
+	if err := s.write(&container{Entries: map[string]*entry{}}); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -345,8 +342,8 @@ func (s *Store) lock() (func(), error) {
 	}, nil
 }
 
-// read decrypts and parses the store file. Errors never wrap JSON decoder
-// errors: their text can quote bytes of the plaintext.
+// read decrypts and parses the store file. Errors never wrap decoder
+// errors: a parser's message can quote bytes of the plaintext.
 func (s *Store) read() (*container, error) {
 	f, err := os.Open(s.path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -367,19 +364,16 @@ func (s *Store) read() (*container, error) {
 		// A failed chunk authentication: tampered or truncated file.
 		return nil, s.decryptError()
 	}
-	var c container
-	if err := json.Unmarshal(plain, &c); err != nil {
+	c, err := decode(plain)
+	if errors.Is(err, errNewerFormat) {
+		return nil, providers.Errorf(providers.KindInvalidConfig, s.name, "",
+			"store %s was written in a newer format than this dso reads (%s): upgrade dso", s.path, FormatV1)
+	}
+	if err != nil {
 		return nil, providers.Errorf(providers.KindInvalidConfig, s.name, "",
 			"store %s decrypted but its content is not a dso store: restore it from a backup", s.path)
 	}
-	if c.Format != FormatV1 {
-		return nil, providers.Errorf(providers.KindInvalidConfig, s.name, "",
-			"store %s has format %q, this dso reads %q: upgrade dso", s.path, c.Format, FormatV1)
-	}
-	if c.Entries == nil {
-		c.Entries = map[string]*entry{}
-	}
-	return &c, nil
+	return c, nil
 }
 
 func (s *Store) decryptError() error {
@@ -389,10 +383,7 @@ func (s *Store) decryptError() error {
 
 // write encrypts c and replaces the store file atomically.
 func (s *Store) write(c *container) error {
-	plain, err := json.Marshal(c)
-	if err != nil {
-		return fmt.Errorf("encode store %s: %w", s.path, err)
-	}
+	plain := encode(c)
 	defer clear(plain)
 	var buf bytes.Buffer
 	buf.Grow(len(plain) + len(plain)/32 + 256)
