@@ -53,6 +53,14 @@ generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code (controller-gen) and doc
 verify-generate: generate ## Fail if generated code is not current.
 	@git diff --exit-code -- api/ || { echo "generated code is stale: run 'make generate' and commit"; exit 1; }
 
+.PHONY: docs
+docs: ## Regenerate docs/cli.md from the cobra tree.
+	go run ./hack/gendocs -o docs/cli.md
+
+.PHONY: verify-docs
+verify-docs: ## Fail if docs/cli.md is not what the command tree generates.
+	go run ./hack/gendocs -check docs/cli.md
+
 .PHONY: fmt
 fmt: ## Run gofmt on the tree.
 	gofmt -w $$(git ls-files '*.go')
