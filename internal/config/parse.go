@@ -79,10 +79,15 @@ func (d *document) lineOf(path string) int {
 }
 
 // coveredByWalk says whether a validation error at path was already reported
-// by the walk (the value was rejected there and dropped).
-func (d *document) coveredByWalk(path string) bool {
+// by the walk (the value was rejected there and dropped). A "required" error
+// on a parent of a dropped value ("a target selector is required" when its
+// containers: was not a list) is a consequence of the same mistake, too.
+func (d *document) coveredByWalk(path string, isRequired bool) bool {
+	under := func(p, parent string) bool {
+		return p == parent || strings.HasPrefix(p, parent+".") || strings.HasPrefix(p, parent+"[")
+	}
 	for _, f := range d.failed {
-		if path == f || strings.HasPrefix(path, f+".") || strings.HasPrefix(path, f+"[") {
+		if under(path, f) || (isRequired && under(f, path)) {
 			return true
 		}
 	}
@@ -137,15 +142,51 @@ func decodeYAML(name string, data []byte) (nodes []*yaml.Node, errs ErrorList) {
 			return nodes, errs
 		}
 		if err != nil {
-			e := &Error{File: name, Msg: "invalid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
+			msg := strings.TrimPrefix(err.Error(), "yaml: ")
+			e := &Error{File: name}
 			if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
 				e.Line, _ = strconv.Atoi(m[1])
-				e.Msg = "invalid YAML: " + m[2]
+				msg = m[2]
 			}
+			if l := syntaxErrorLine(data, msg); l > 0 {
+				e.Line = l
+			}
+			e.Msg = "invalid YAML: " + msg
 			return nodes, append(errs, e)
 		}
 		nodes = append(nodes, &n)
 	}
+}
+
+// syntaxErrorLine finds the line a YAML syntax error is really on. The
+// parser often reports the line where the enclosing block started ("line 1:
+// did not find expected key" for a bad indent on line 4) or no line at all;
+// the first prefix of the file that fails with the same message ends on the
+// offending line. Bounded to small files: this re-parses once per line.
+func syntaxErrorLine(data []byte, msg string) int {
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	if len(lines) > 500 {
+		return 0
+	}
+	for k := 1; k <= len(lines); k++ {
+		dec := yaml.NewDecoder(bytes.NewReader(bytes.Join(lines[:k], nil)))
+		for {
+			var n yaml.Node
+			err := dec.Decode(&n)
+			if err == nil {
+				continue
+			}
+			got := strings.TrimPrefix(err.Error(), "yaml: ")
+			if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
+				got = m[2]
+			}
+			if !errors.Is(err, io.EOF) && got == msg {
+				return k
+			}
+			break
+		}
+	}
+	return 0
 }
 
 func parseDocument(file string, n *yaml.Node, errs *ErrorList) *document {
@@ -327,7 +368,7 @@ func parseDocument(file string, n *yaml.Node, errs *ErrorList) *document {
 		verrs = d.binding.Validate()
 	}
 	for _, fe := range verrs {
-		if d.coveredByWalk(fe.Field) {
+		if d.coveredByWalk(fe.Field, fe.Type == field.ErrorTypeRequired) {
 			continue
 		}
 		detail := fe.Detail
