@@ -21,7 +21,8 @@
 //	TESTAPP_UNHEALTHY=1                    always unhealthy
 //	TESTAPP_UNHEALTHY_IF_ENV=NAME:SHA256   unhealthy while env NAME hashes to SHA256
 //	TESTAPP_UNHEALTHY_IF_FILE=PATH:SHA256  unhealthy while file PATH hashes to SHA256 (re-read per check)
-//	TESTAPP_HEALTHY_AFTER=3s               unhealthy for the first 3s after start
+//	TESTAPP_HEALTHY_AFTER=3s               unhealthy for the first 3s after start (with the
+//	                                       image HEALTHCHECK, Docker says unhealthy after ~2s)
 //	TESTAPP_EXIT_ON_START=1                exit with status 3 before serving
 package main
 
