@@ -366,7 +366,7 @@ func (b *SecretBinding) Validate() field.ErrorList {
 		if d.Prefix != "" {
 			errs = append(errs, forbidden(p.Child("prefix"), "prefix names env vars and dir names files: set one of them"))
 		}
-		pe := validateFilePath(dp, d.Dir)
+		pe := validateDeliveryPath(dp, d.Dir, true)
 		errs = append(errs, pe...)
 		if len(pe) > 0 {
 			continue
@@ -447,6 +447,13 @@ func validateRemoteRef(p *field.Path, r *RemoteRef) field.ErrorList {
 // validateFilePath checks an absolute, clean path inside the container that
 // dso may write to.
 func validateFilePath(p *field.Path, v string) field.ErrorList {
+	return validateDeliveryPath(p, v, false)
+}
+
+// validateDeliveryPath checks a file path (isDir false: its parent directory
+// is what gets mounted) or a dataFrom directory (isDir true: the directory
+// itself is mounted).
+func validateDeliveryPath(p *field.Path, v string, isDir bool) field.ErrorList {
 	if v == "" {
 		return field.ErrorList{required(p, "an absolute path inside the container is required, e.g. /run/secrets/db")}
 	}
@@ -460,14 +467,18 @@ func validateFilePath(p *field.Path, v string) field.ErrorList {
 	}
 	c := path.Clean(v)
 	if c == "/" {
-		return field.ErrorList{invalid(p, "must name a file, not /")}
+		return field.ErrorList{invalid(p, "must not be /")}
 	}
 	for _, root := range forbiddenFileRoots {
 		if c == root || strings.HasPrefix(c, root+"/") {
 			return field.ErrorList{forbidden(p, "must not be under "+root+": it is a kernel filesystem in the container")}
 		}
 	}
-	if dir := path.Dir(c); contains(shadowedDirs, dir) {
+	dir := path.Dir(c)
+	if isDir {
+		dir = c
+	}
+	if contains(shadowedDirs, dir) {
 		return field.ErrorList{forbidden(p, "its directory "+dir+" would be mounted over in the container, hiding the image's files: use a directory of its own, e.g. /run/secrets/app")}
 	}
 	return nil

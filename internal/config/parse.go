@@ -148,7 +148,7 @@ func decodeYAML(name string, data []byte) (nodes []*yaml.Node, errs ErrorList) {
 				e.Line, _ = strconv.Atoi(m[1])
 				msg = m[2]
 			}
-			if l := syntaxErrorLine(data, msg); l > 0 {
+			if l := syntaxErrorLine(data, e.Line, msg); l > 0 {
 				e.Line = l
 			}
 			e.Msg = "invalid YAML: " + msg
@@ -160,15 +160,14 @@ func decodeYAML(name string, data []byte) (nodes []*yaml.Node, errs ErrorList) {
 
 // syntaxErrorLine finds the line a YAML syntax error is really on. The
 // parser often reports the line where the enclosing block started ("line 1:
-// did not find expected key" for a bad indent on line 4) or no line at all;
-// the first prefix of the file that fails with the same message ends on the
-// offending line. Bounded to small files: this re-parses once per line.
-func syntaxErrorLine(data []byte, msg string) int {
+// did not find expected key" for a bad indent on line 4) or no line at all.
+// The shortest prefix of the file (in whole lines) that fails with the same
+// message ends on the offending line; it is found by binary search from the
+// reported line, since a prefix that contains the bad line keeps failing.
+// The result is checked, and 0 returned when the search was fooled.
+func syntaxErrorLine(data []byte, from int, msg string) int {
 	lines := bytes.SplitAfter(data, []byte("\n"))
-	if len(lines) > 500 {
-		return 0
-	}
-	for k := 1; k <= len(lines); k++ {
+	fails := func(k int) bool {
 		dec := yaml.NewDecoder(bytes.NewReader(bytes.Join(lines[:k], nil)))
 		for {
 			var n yaml.Node
@@ -176,17 +175,32 @@ func syntaxErrorLine(data []byte, msg string) int {
 			if err == nil {
 				continue
 			}
+			if errors.Is(err, io.EOF) {
+				return false
+			}
 			got := strings.TrimPrefix(err.Error(), "yaml: ")
 			if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
 				got = m[2]
 			}
-			if !errors.Is(err, io.EOF) && got == msg {
-				return k
-			}
-			break
+			return got == msg
 		}
 	}
-	return 0
+	lo, hi := max(from, 1), len(lines)
+	if lo > hi || !fails(hi) {
+		return 0
+	}
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if fails(mid) {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	if lo > 1 && fails(lo-1) {
+		return 0
+	}
+	return lo
 }
 
 func parseDocument(file string, n *yaml.Node, errs *ErrorList) *document {
