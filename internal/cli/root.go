@@ -49,7 +49,8 @@ rotates those containers safely when a secret changes.`,
 		newVersionCommand(s),
 		newConfigCommand(s),
 		newCompletionCommand(s),
-		// newInitCommand(s) and newSecretCommand(s) (local store) go here.
+		newInitCommand(s),
+		newSecretCommand(s),
 	)
 	return cmd
 }
