@@ -278,3 +278,30 @@ func TestEditorCommand(t *testing.T) {
 		})
 	}
 }
+
+// A credential written inline by mistake passes through the loader and the
+// commands' error paths: its value must appear in none of their output.
+func TestConfigCommandsNeverEchoInlineCredentials(t *testing.T) {
+	const value = "hunter2-inline-plaintext"
+	dir := isolate(t)
+	cfg := copyFixture(t, dir, "invalid-inline-credential.yaml")
+	t.Setenv("VISUAL", "")
+	t.Setenv("EDITOR", "sh -c 'echo \"# touched\" >> \"$0\"'")
+	for _, argv := range [][]string{
+		{"dso", "--config", cfg, "config", "validate"},
+		{"dso", "config", "validate", "-f", cfg},
+		{"dso", "--config", cfg, "config", "show"},
+		{"dso", "--config", cfg, "config", "edit"},
+	} {
+		r := run(t, nil, "", argv...)
+		if r.code != 1 {
+			t.Errorf("%v: exit %d, want 1 (the file is invalid)", argv[1:], r.code)
+		}
+		if strings.Contains(r.out+r.err, value) {
+			t.Errorf("%v printed the inline credential:\n%s%s", argv[1:], r.out, r.err)
+		}
+		if !strings.Contains(r.err, "spec.vault.auth.token") {
+			t.Errorf("%v: the error does not name the field:\n%s", argv[1:], r.err)
+		}
+	}
+}
