@@ -11,6 +11,7 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/errdefs"
+	"github.com/docker/docker/pkg/stdcopy"
 )
 
 // Engine is the set of Docker operations dso performs. Reconcilers depend on
@@ -33,6 +34,10 @@ type Engine interface {
 	// Remove removes a stopped container; its volumes are never removed.
 	Remove(ctx context.Context, id string) error
 	SetRestartPolicy(ctx context.Context, id string, p container.RestartPolicy) error
+	// Exec runs cmd in a running container and returns its exit code and up
+	// to 4 KiB of combined output (used to run a HEALTHCHECK command at once
+	// instead of waiting for Docker's first interval).
+	Exec(ctx context.Context, id string, cmd []string) (exitCode int, output string, err error)
 	// Events streams container events until ctx ends; errs gets one error.
 	Events(ctx context.Context, since time.Time) (<-chan events.Message, <-chan error)
 }
@@ -140,6 +145,54 @@ func (d *Client) Events(ctx context.Context, since time.Time) (<-chan events.Mes
 		opts.Since = since.Format(time.RFC3339Nano)
 	}
 	return d.c.Events(ctx, opts)
+}
+
+func (d *Client) Exec(ctx context.Context, id string, cmd []string) (int, string, error) {
+	created, err := d.c.ContainerExecCreate(ctx, id, container.ExecOptions{Cmd: cmd, AttachStdout: true, AttachStderr: true})
+	if err != nil {
+		return -1, "", fmt.Errorf("exec in %s: %w", shortID(id), err)
+	}
+	att, err := d.c.ContainerExecAttach(ctx, created.ID, container.ExecAttachOptions{})
+	if err != nil {
+		return -1, "", fmt.Errorf("exec attach in %s: %w", shortID(id), err)
+	}
+	defer att.Close()
+	var out limitedBuffer
+	// The stream is multiplexed (no TTY): strip the 8-byte frame headers.
+	_, _ = stdcopy.StdCopy(&out, &out, att.Reader)
+	for {
+		ins, err := d.c.ContainerExecInspect(ctx, created.ID)
+		if err != nil {
+			return -1, out.String(), fmt.Errorf("exec inspect in %s: %w", shortID(id), err)
+		}
+		if !ins.Running {
+			return ins.ExitCode, out.String(), nil
+		}
+		select {
+		case <-ctx.Done():
+			return -1, out.String(), ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// limitedBuffer keeps the first 4 KiB written to it.
+type limitedBuffer struct{ b []byte }
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	if room := 4096 - len(l.b); room > 0 {
+		l.b = append(l.b, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
+}
+
+func (l *limitedBuffer) String() string { return string(l.b) }
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
 }
 
 var _ Engine = (*Client)(nil)
