@@ -190,7 +190,9 @@ func (e *Engine) hook(a Action) {
 	}
 }
 
-func (e *Engine) Version(context.Context) (string, string, error) { return "1.41", "20.10.24-fake", nil }
+func (e *Engine) Version(context.Context) (string, string, error) {
+	return "1.41", "20.10.24-fake", nil
+}
 
 func (e *Engine) List(_ context.Context, labels map[string]string) ([]container.Summary, error) {
 	e.mu.Lock()
