@@ -581,8 +581,10 @@ func (c *Cache) moveToFrontLocked(e *entry) {
 func cloneSecret(s providers.Secret) providers.Secret {
 	out := providers.Secret{Version: s.Version, Expires: s.Expires}
 	n := len(s.Value)
-	for _, v := range s.Fields {
-		n += len(v)
+	if s.Fields != nil { // ranging over a nil map still costs an iterator setup
+		for _, v := range s.Fields {
+			n += len(v)
+		}
 	}
 	buf := make([]byte, n)
 	if s.Value != nil {
