@@ -7,7 +7,7 @@ type FileProvider struct {
 }
 
 // EnvProvider reads each key from an environment variable of the agent: the
-// key is upper-cased, '/' and '-' become '_', and Prefix is prepended.
+// key is upper-cased, '/', '-' and '.' become '_', and Prefix is prepended.
 type EnvProvider struct {
 	Prefix string `json:"prefix,omitempty"`
 }
