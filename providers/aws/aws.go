@@ -262,7 +262,9 @@ func (c *Client) finish(ref providers.Ref, str *string, bin []byte, version stri
 	case str != nil:
 		raw = []byte(*str)
 	case bin != nil:
-		raw = bin
+		// Copy: in a batch several refs share one entry, and the cache may
+		// zero a value it evicts; one ref's eviction must not wipe another's.
+		raw = append([]byte(nil), bin...)
 	default:
 		return providers.Secret{}, providers.Errorf(providers.KindNotFound, c.store, ref.Key, "the secret version has neither SecretString nor SecretBinary")
 	}

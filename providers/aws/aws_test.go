@@ -590,3 +590,17 @@ func BenchmarkGet(b *testing.B) {
 		}
 	}
 }
+
+func TestBatchRefsOfOneKeyDoNotShareBytes(t *testing.T) {
+	isolateEnv(t)
+	f := seeded(t)
+	c := newTestClient(t, staticStore(f.srv.URL))
+	secrets, errs := c.GetBatch(context.Background(), []providers.Ref{{Key: "shop/blob"}, {Key: "shop/blob"}})
+	if errs[0] != nil || errs[1] != nil {
+		t.Fatalf("GetBatch: %v, %v", errs[0], errs[1])
+	}
+	clear(secrets[0].Value) // what the cache does to an evicted value
+	if string(secrets[1].Value) != string(binaryValue) {
+		t.Errorf("zeroing one ref's value changed the other's to %q", secrets[1].Value)
+	}
+}
