@@ -32,13 +32,13 @@ func probeMain(listen string, stderr io.Writer) int {
 	c := &http.Client{Timeout: 1500 * time.Millisecond}
 	resp, err := c.Get(probeURL(listen))
 	if err != nil {
-		fmt.Fprintf(stderr, "probe: %v\n", err)
+		say(stderr, "probe: %v\n", err)
 		return 1
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	if resp.StatusCode != http.StatusOK {
-		fmt.Fprintf(stderr, "probe: healthz answered %d: %s\n", resp.StatusCode, strings.TrimSpace(string(body)))
+		say(stderr, "probe: healthz answered %d: %s\n", resp.StatusCode, strings.TrimSpace(string(body)))
 		return 1
 	}
 	return 0
@@ -50,16 +50,16 @@ func getMain(url string, stdout, stderr io.Writer) int {
 	c := &http.Client{Timeout: 5 * time.Second}
 	resp, err := c.Get(url)
 	if err != nil {
-		fmt.Fprintf(stderr, "get: %v\n", err)
+		say(stderr, "get: %v\n", err)
 		return 1
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if _, err := io.Copy(stdout, resp.Body); err != nil {
-		fmt.Fprintf(stderr, "get: reading the body: %v\n", err)
+		say(stderr, "get: reading the body: %v\n", err)
 		return 1
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		fmt.Fprintf(stderr, "get: %s answered %d\n", url, resp.StatusCode)
+		say(stderr, "get: %s answered %d\n", url, resp.StatusCode)
 		return 1
 	}
 	return 0
@@ -97,7 +97,7 @@ func clientLoop(ctx context.Context, url string, interval time.Duration, c *http
 		if ctx.Err() != nil {
 			// A request cut short by the stop signal is neither ok nor failed.
 			if resp != nil {
-				resp.Body.Close()
+				_ = resp.Body.Close()
 			}
 			return rep
 		}
@@ -110,7 +110,7 @@ func clientLoop(ctx context.Context, url string, interval time.Duration, c *http
 			rep.LastError = err.Error()
 		default:
 			body, rerr := io.ReadAll(io.LimitReader(resp.Body, 256))
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if rerr != nil || resp.StatusCode < 200 || resp.StatusCode > 299 {
 				rep.Failed++
 				rep.LastError = fmt.Sprintf("status %d", resp.StatusCode)
@@ -135,7 +135,7 @@ func clientMain(url, intervalText string, stdout, stderr io.Writer) int {
 	if intervalText != "" {
 		d, err := time.ParseDuration(intervalText)
 		if err != nil || d <= 0 {
-			fmt.Fprintf(stderr, "client: TESTAPP_CLIENT_INTERVAL must be a positive Go duration such as 100ms, got %q\n", intervalText)
+			say(stderr, "client: TESTAPP_CLIENT_INTERVAL must be a positive Go duration such as 100ms, got %q\n", intervalText)
 			return 2
 		}
 		interval = d
@@ -149,7 +149,7 @@ func clientMain(url, intervalText string, stdout, stderr io.Writer) int {
 	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: !keepAlive}}
 	rep := clientLoop(ctx, url, interval, c)
 	if err := json.NewEncoder(stdout).Encode(rep); err != nil {
-		fmt.Fprintf(stderr, "client: writing the report: %v\n", err)
+		say(stderr, "client: writing the report: %v\n", err)
 		return 1
 	}
 	return 0

@@ -104,6 +104,12 @@ func parseConfig(lookup lookupFunc) (config, error) {
 	return cfg, errors.Join(errs...)
 }
 
+// say writes a diagnostic line. A failed write to stderr has nowhere
+// better to be reported, so its error is dropped here, once.
+func say(w io.Writer, format string, args ...any) {
+	_, _ = fmt.Fprintf(w, format, args...)
+}
+
 func sha256Hex(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
@@ -273,7 +279,7 @@ func (s *server) serve(ln net.Listener, sigs <-chan os.Signal, logw io.Writer) e
 	srv := &http.Server{Handler: s.handler(), ReadHeaderTimeout: 5 * time.Second}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
-	fmt.Fprintf(logw, "testapp: serving on %s (pid %d)\n", ln.Addr(), s.pid)
+	say(logw, "testapp: serving on %s (pid %d)\n", ln.Addr(), s.pid)
 	for {
 		select {
 		case err := <-done:
@@ -281,10 +287,10 @@ func (s *server) serve(ln net.Listener, sigs <-chan os.Signal, logw io.Writer) e
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
 				n := s.onSIGHUP()
-				fmt.Fprintf(logw, "testapp: SIGHUP %d: re-read %d watched files\n", n, len(s.cfg.watchFiles))
+				say(logw, "testapp: SIGHUP %d: re-read %d watched files\n", n, len(s.cfg.watchFiles))
 				continue
 			}
-			fmt.Fprintf(logw, "testapp: %s: shutting down\n", sig)
+			say(logw, "testapp: %s: shutting down\n", sig)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			err := srv.Shutdown(ctx)
 			cancel()

@@ -299,7 +299,8 @@ func TestServeSignals(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("serve did not return after SIGTERM")
 	}
-	if _, err := http.Get(base + "/healthz"); err == nil {
+	if resp, err := http.Get(base + "/healthz"); err == nil {
+		_ = resp.Body.Close()
 		t.Fatal("server still answers after SIGTERM")
 	}
 }

@@ -3,6 +3,7 @@ package framework
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -121,7 +122,6 @@ func (h *Harness) publishedAddr(t testing.TB, ctx context.Context, c *Container)
 // ("healthy", "unhealthy"). Waiting for healthy fails early when the status
 // turns unhealthy; any wait fails when the container stops running.
 func (h *Harness) WaitHealth(ctx context.Context, id string, want container.HealthStatus) error {
-	last := container.HealthStatus("unknown")
 	for {
 		info, err := h.Docker.ContainerInspect(ctx, id)
 		if err != nil {
@@ -130,7 +130,7 @@ func (h *Harness) WaitHealth(ctx context.Context, id string, want container.Heal
 		if info.State.Health == nil {
 			return fmt.Errorf("container %s has no HEALTHCHECK; its image must define one", info.Name)
 		}
-		last = info.State.Health.Status
+		last := info.State.Health.Status
 		switch {
 		case last == want:
 			return nil
@@ -183,7 +183,7 @@ func (h *Harness) Logs(ctx context.Context, id string, n int) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("reading logs of container %s: %w", shortID(id), err)
 	}
-	defer rc.Close()
+	defer func() { _ = rc.Close() }()
 	var out bytes.Buffer
 	if _, err := stdcopy.StdCopy(&out, &out, rc); err != nil {
 		return "", fmt.Errorf("demultiplexing logs of container %s: %w", shortID(id), err)
@@ -211,7 +211,7 @@ func (h *Harness) Exec(ctx context.Context, id string, cmd ...string) (ExecResul
 	}
 	defer att.Close()
 	var stdout, stderr bytes.Buffer
-	if _, err := stdcopy.StdCopy(&stdout, &stderr, att.Reader); err != nil && err != io.EOF {
+	if _, err := stdcopy.StdCopy(&stdout, &stderr, att.Reader); err != nil && !errors.Is(err, io.EOF) {
 		return ExecResult{}, fmt.Errorf("reading output of exec %q: %w", cmd, err)
 	}
 	// The stream ends when the process exits, but the exit code can lag
@@ -262,7 +262,7 @@ func GET(ctx context.Context, addr, path string) (int, string, error) {
 	if err != nil {
 		return 0, "", fmt.Errorf("GET %s: %w", path, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
 		return resp.StatusCode, "", fmt.Errorf("reading body of %s: %w", path, err)

@@ -31,6 +31,7 @@ import (
 	"testing"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
@@ -96,7 +97,7 @@ func New(t testing.TB) *Harness {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if _, err := cli.Ping(ctx); err != nil {
-		cli.Close()
+		_ = cli.Close()
 		Unavailable(t, "no Docker engine answers at %s: %v", cli.DaemonHost(), err)
 	}
 	h := &Harness{t: t, RunID: newRunID(), Docker: cli, Image: os.Getenv("DSO_TESTIMAGE")}
@@ -154,7 +155,7 @@ func (h *Harness) ensureImage() {
 	if _, err := h.Docker.ImageInspect(ctx, h.Image); err == nil {
 		imageOK[h.Image] = true
 		return
-	} else if !client.IsErrNotFound(err) {
+	} else if !cerrdefs.IsNotFound(err) {
 		h.t.Fatalf("inspecting test image %s: %v", h.Image, err)
 	}
 	root, err := RepoRoot()
@@ -197,7 +198,7 @@ func runFilter(runID string) filters.Args {
 // only ever prints hashes, never values), which is what one needs to debug
 // a failed e2e run after its containers are gone.
 func (h *Harness) cleanup() {
-	defer h.Docker.Close()
+	defer func() { _ = h.Docker.Close() }()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := removeLabelled(ctx, h.Docker, runFilter(h.RunID), func(id string, labels map[string]string) bool {
@@ -224,7 +225,7 @@ func removeLabelled(ctx context.Context, cli *client.Client, f filters.Args, kee
 		if !keep(c.ID, c.Labels) {
 			continue
 		}
-		if err := cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !client.IsErrNotFound(err) {
+		if err := cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !cerrdefs.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("removing container %s: %w", shortID(c.ID), err))
 		}
 	}
@@ -236,7 +237,7 @@ func removeLabelled(ctx context.Context, cli *client.Client, f filters.Args, kee
 		if !keep(n.ID, n.Labels) {
 			continue
 		}
-		if err := cli.NetworkRemove(ctx, n.ID); err != nil && !client.IsErrNotFound(err) {
+		if err := cli.NetworkRemove(ctx, n.ID); err != nil && !cerrdefs.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("removing network %s: %w", n.Name, err))
 		}
 	}
