@@ -3,6 +3,7 @@ package local
 import (
 	"context"
 	"fmt"
+	"os"
 	"testing"
 
 	"github.com/dso-dev/dso/providers"
@@ -59,6 +60,25 @@ func BenchmarkSet1000(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := s.Set("app07/secret-0507", v); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkAtomicWriteFloor is the durability floor under BenchmarkSet1000:
+// writing a file the size of the 1,000-key store with the same temp file,
+// fsync, rename and directory fsync, and nothing else. Set minus this is
+// dso's own CPU work.
+func BenchmarkAtomicWriteFloor(b *testing.B) {
+	s := benchStore(b)
+	fi, err := os.Stat(s.Path())
+	if err != nil {
+		b.Fatal(err)
+	}
+	data := make([]byte, fi.Size())
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := writeAtomic(s.Path()+".floor", data); err != nil {
 			b.Fatal(err)
 		}
 	}

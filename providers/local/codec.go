@@ -137,7 +137,17 @@ func (d *decoder) count() int {
 	return int(n)
 }
 
-func decode(plain []byte) (*container, error) {
+func (d *decoder) skip() {
+	n := d.uvarint()
+	if d.err != nil || n > uint64(len(d.b)) {
+		d.err = errCorrupt
+		return
+	}
+	d.b = d.b[n:]
+}
+
+// header checks the format line and returns a decoder over the records.
+func header(plain []byte) (*decoder, error) {
 	line, rest, ok := bytes.Cut(plain, []byte{'\n'})
 	if !ok || !strings.HasPrefix(string(line), formatPrefix) {
 		return nil, errCorrupt
@@ -145,7 +155,50 @@ func decode(plain []byte) (*container, error) {
 	if string(line) != FormatV1 {
 		return nil, errNewerFormat
 	}
-	d := &decoder{b: rest}
+	return &decoder{b: rest}, nil
+}
+
+// find is the read path of Get: it walks the entries without building the
+// map and copies only the value asked for, so a lookup in a 1,000-key store
+// allocates a handful of objects instead of three per key. It does not
+// validate the part of the plaintext after the match; age has already
+// authenticated every byte, so a malformed tail can only come from a bug,
+// and decode (used by every write) still checks it.
+func find(plain []byte, key string) (e *entry, found bool, err error) {
+	d, err := header(plain)
+	if err != nil {
+		return nil, false, err
+	}
+	n := d.count()
+	for i := 0; i < n && d.err == nil; i++ {
+		kl := d.uvarint()
+		if d.err != nil || kl > uint64(len(d.b)) {
+			return nil, false, errCorrupt
+		}
+		match := string(d.b[:kl]) == key // no allocation for the comparison
+		d.b = d.b[kl:]
+		if !match {
+			d.uvarint()
+			d.varint()
+			d.skip()
+			continue
+		}
+		e := &entry{Version: int64(d.uvarint())}
+		e.Updated = time.Unix(0, d.varint()).UTC()
+		e.Value = d.bytes()
+		if d.err != nil {
+			return nil, false, d.err
+		}
+		return e, true, nil
+	}
+	return nil, false, d.err
+}
+
+func decode(plain []byte) (*container, error) {
+	d, err := header(plain)
+	if err != nil {
+		return nil, err
+	}
 	n := d.count()
 	c := &container{Entries: make(map[string]*entry, n)}
 	for i := 0; i < n && d.err == nil; i++ {

@@ -30,6 +30,17 @@ func TestCodecRoundTrip(t *testing.T) {
 			t.Errorf("key %q: got %+v, want %+v", k, e, want)
 		}
 	}
+	// find agrees with decode for every key, and misses an absent one.
+	plain := encode(c)
+	for k, want := range c.Entries {
+		e, ok, err := find(plain, k)
+		if err != nil || !ok || !bytes.Equal(e.Value, want.Value) || e.Version != want.Version || !e.Updated.Equal(want.Updated) {
+			t.Errorf("find(%q) = %+v, %v, %v; want %+v", k, e, ok, err, want)
+		}
+	}
+	if _, ok, err := find(plain, "gone"); ok || err != nil {
+		t.Errorf("find of a deleted key = %v, %v; want not found", ok, err)
+	}
 	// Sorted keys make the layout deterministic.
 	if !bytes.Equal(encode(c), encode(got)) {
 		t.Error("encoding is not deterministic")
@@ -70,6 +81,11 @@ func FuzzDecode(f *testing.F) {
 		c, err := decode(plain)
 		if err != nil {
 			return
+		}
+		for k, want := range c.Entries {
+			if e, ok, err := find(plain, k); err != nil || !ok || !bytes.Equal(e.Value, want.Value) {
+				t.Fatalf("find(%q) disagrees with decode: %v %v", k, ok, err)
+			}
 		}
 		// Whatever decodes must re-encode to something that decodes the same.
 		again, err := decode(encode(c))

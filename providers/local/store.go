@@ -223,12 +223,16 @@ func (s *Store) Get(key string) (Entry, error) {
 	if err := providers.ValidateRef(s.name, providers.Ref{Key: key}); err != nil {
 		return Entry{}, err
 	}
-	c, err := s.read()
+	var e *entry
+	var found bool
+	err := s.decrypt(func(plain []byte) (err error) {
+		e, found, err = find(plain, key)
+		return err
+	})
 	if err != nil {
 		return Entry{}, err
 	}
-	e, ok := c.Entries[key]
-	if !ok {
+	if !found {
 		return Entry{}, providers.Errorf(providers.KindNotFound, s.name, key, "no such key in %s: add it with `docker dso secret set %s`", s.path, key)
 	}
 	return Entry{Key: key, Value: e.Value, Version: e.Version, Updated: e.Updated}, nil
@@ -342,38 +346,58 @@ func (s *Store) lock() (func(), error) {
 	}, nil
 }
 
-// read decrypts and parses the store file. Errors never wrap decoder
-// errors: a parser's message can quote bytes of the plaintext.
+// read decrypts and parses the whole store file.
 func (s *Store) read() (*container, error) {
+	var c *container
+	err := s.decrypt(func(plain []byte) (err error) {
+		c, err = decode(plain)
+		return err
+	})
+	return c, err
+}
+
+// decrypt opens the store file, decrypts it and hands the plaintext to
+// parse; the plaintext is zeroed afterwards, so parse must copy what it
+// keeps. Errors never wrap parser errors: a parser's message can quote bytes
+// of the plaintext.
+func (s *Store) decrypt(parse func(plain []byte) error) error {
 	f, err := os.Open(s.path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, providers.Errorf(providers.KindInvalidConfig, s.name, "",
+		return providers.Errorf(providers.KindInvalidConfig, s.name, "",
 			"store %s does not exist: run `docker dso init` to create it", s.path)
 	}
 	if err != nil {
-		return nil, providers.Wrap(providers.KindPermissionDenied, s.name, "", err, "cannot open store file "+s.path)
+		return providers.Wrap(providers.KindPermissionDenied, s.name, "", err, "cannot open store file "+s.path)
 	}
 	defer f.Close()
 	r, err := age.Decrypt(io.LimitReader(f, maxStoreFile), s.identity)
 	if err != nil {
-		return nil, s.decryptError()
+		return s.decryptError()
 	}
-	plain, err := io.ReadAll(r)
-	defer clear(plain)
+	// Size the buffer from the file so ReadAll does not grow it step by step
+	// (each step would leave an unzeroed copy of the plaintext behind).
+	size := 512
+	if fi, err := f.Stat(); err == nil && fi.Size() < maxStoreFile {
+		size = int(fi.Size())
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size+bytes.MinRead))
+	_, err = buf.ReadFrom(r)
+	plain := buf.Bytes()
+	defer clear(plain[:cap(plain)])
 	if err != nil {
 		// A failed chunk authentication: tampered or truncated file.
-		return nil, s.decryptError()
+		return s.decryptError()
 	}
-	c, err := decode(plain)
+	err = parse(plain)
 	if errors.Is(err, errNewerFormat) {
-		return nil, providers.Errorf(providers.KindInvalidConfig, s.name, "",
+		return providers.Errorf(providers.KindInvalidConfig, s.name, "",
 			"store %s was written in a newer format than this dso reads (%s): upgrade dso", s.path, FormatV1)
 	}
 	if err != nil {
-		return nil, providers.Errorf(providers.KindInvalidConfig, s.name, "",
+		return providers.Errorf(providers.KindInvalidConfig, s.name, "",
 			"store %s decrypted but its content is not a dso store: restore it from a backup", s.path)
 	}
-	return c, nil
+	return nil
 }
 
 func (s *Store) decryptError() error {
