@@ -34,6 +34,10 @@ type Engine interface {
 	// Remove removes a stopped container; its volumes are never removed.
 	Remove(ctx context.Context, id string) error
 	SetRestartPolicy(ctx context.Context, id string, p container.RestartPolicy) error
+	// NetworkConnect attaches a container to a network with ep's aliases.
+	NetworkConnect(ctx context.Context, networkName, id string, ep *network.EndpointSettings) error
+	// NetworkDisconnect detaches a container from a network.
+	NetworkDisconnect(ctx context.Context, networkName, id string) error
 	// Exec runs cmd in a running container and returns its exit code and up
 	// to 4 KiB of combined output (used to run a HEALTHCHECK command at once
 	// instead of waiting for Docker's first interval).
@@ -145,6 +149,14 @@ func (d *Client) Events(ctx context.Context, since time.Time) (<-chan events.Mes
 		opts.Since = since.Format(time.RFC3339Nano)
 	}
 	return d.c.Events(ctx, opts)
+}
+
+func (d *Client) NetworkConnect(ctx context.Context, networkName, id string, ep *network.EndpointSettings) error {
+	return d.c.NetworkConnect(ctx, networkName, id, ep)
+}
+
+func (d *Client) NetworkDisconnect(ctx context.Context, networkName, id string) error {
+	return d.c.NetworkDisconnect(ctx, networkName, id, false)
 }
 
 func (d *Client) Exec(ctx context.Context, id string, cmd []string) (int, string, error) {

@@ -386,6 +386,27 @@ func (e *Engine) SetRestartPolicy(_ context.Context, id string, p container.Rest
 	return e.simple(id, "update", docker.FormatRestartPolicy(p), func(c *Container) error { c.HostConfig.RestartPolicy = p; return nil })
 }
 
+func (e *Engine) NetworkConnect(_ context.Context, networkName, id string, ep *network.EndpointSettings) error {
+	return e.simple(id, "connect", networkName, func(c *Container) error {
+		if _, ok := c.Networks[networkName]; ok {
+			return errdefs.Conflict(fmt.Errorf("container %s is already on network %s", c.Name, networkName))
+		}
+		cp := *ep
+		c.Networks[networkName] = &cp
+		return nil
+	})
+}
+
+func (e *Engine) NetworkDisconnect(_ context.Context, networkName, id string) error {
+	return e.simple(id, "disconnect", networkName, func(c *Container) error {
+		if _, ok := c.Networks[networkName]; !ok {
+			return errdefs.NotFound(fmt.Errorf("container %s is not on network %s", c.Name, networkName))
+		}
+		delete(c.Networks, networkName)
+		return nil
+	})
+}
+
 func (e *Engine) Exec(_ context.Context, id string, cmd []string) (int, string, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
