@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -30,6 +31,9 @@ unless --force is given.`,
 				var err error
 				if t, err = resolveLocalStore(cmd, "", true); err != nil {
 					return err
+				}
+				if len(t.Skipped) > 0 {
+					fmt.Fprintf(s.Err, "Note: using %s (%s); pass --path to create one of those instead.\n", t.From, strings.Join(t.Skipped, ", "))
 				}
 			}
 			st, err := local.Init(t.Path, t.KeyFile, force, local.WithName(t.Name))

@@ -54,11 +54,12 @@ func TestInitTargets(t *testing.T) {
 		stores []string // local stores in the config; nil: no config
 		argv   []string
 		want   string // store path relative to the temp dir
+		note   string // on stderr
 	}{
-		{"no config: the user default", nil, []string{"init"}, ".dso/vault.enc"},
-		{"the config's only local store", []string{"a"}, []string{"init"}, "a/vault.enc"},
-		{"several local stores: the user default", []string{"a", "b"}, []string{"init"}, ".dso/vault.enc"},
-		{"--path wins", []string{"a"}, []string{"init", "--path", "$DIR/p/s.enc"}, "p/s.enc"},
+		{"no config: the user default", nil, []string{"init"}, ".dso/vault.enc", ""},
+		{"the config's only local store", []string{"a"}, []string{"init"}, "a/vault.enc", ""},
+		{"several local stores: the user default, with a note", []string{"a", "b"}, []string{"init"}, ".dso/vault.enc", "declares several local stores (a, b); pass --path"},
+		{"--path wins", []string{"a"}, []string{"init", "--path", "$DIR/p/s.enc"}, "p/s.enc", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -73,6 +74,9 @@ func TestInitTargets(t *testing.T) {
 			r := run(t, nil, "", argv...)
 			if r.code != 0 {
 				t.Fatalf("exit %d, stderr %q", r.code, r.err)
+			}
+			if (tt.note == "") != (r.err == "") || !strings.Contains(r.err, tt.note) {
+				t.Errorf("stderr %q, want a note containing %q", r.err, tt.note)
 			}
 			want := filepath.Join(dir, tt.want)
 			if !strings.Contains(r.out, "store:    "+want+"\n") {

@@ -45,6 +45,9 @@ type localStoreTarget struct {
 	KeyFile string
 	// From explains the choice for messages: "store \"x\" of /etc/dso/dso.yaml".
 	From string
+	// Skipped names the config's local stores passed over for the default
+	// store (only when ambiguousOK), so init can say so.
+	Skipped []string
 }
 
 // resolveLocalStore finds the local store a command acts on: --store NAME in
@@ -95,7 +98,12 @@ func resolveLocalStore(cmd *cobra.Command, storeName string, ambiguousOK bool) (
 	if err != nil {
 		return localStoreTarget{}, err
 	}
-	return localStoreTarget{Name: local.DefaultName, Path: p, KeyFile: local.DefaultKeyFile(p), From: "the default store"}, nil
+	t := localStoreTarget{Name: local.DefaultName, Path: p, KeyFile: local.DefaultKeyFile(p), From: "the default store"}
+	if len(names) > 1 {
+		t.Skipped = names
+		t.From = fmt.Sprintf("the default store, because config file %s declares several local stores", cfgPath)
+	}
+	return t, nil
 }
 
 func targetFromSpec(name, path, keyFile, cfgPath string) localStoreTarget {

@@ -18,10 +18,11 @@ import (
 func localStoresConfig(t *testing.T, dir string, stores ...string) string {
 	t.Helper()
 	var b strings.Builder
-	fmt.Fprintf(&b, "bindings:\n  dirs: [%s/bindings.d]\n", dir)
+	// Paths are quoted: a temp dir name can hold YAML flow characters.
+	fmt.Fprintf(&b, "bindings:\n  dirs: [%q]\n", dir+"/bindings.d")
 	b.WriteString("---\napiVersion: dso.dev/v1alpha1\nkind: SecretStore\nmetadata: {name: vault}\nspec:\n  vault:\n    address: http://127.0.0.1:8200\n    auth: {token: {fromEnv: DSO_TEST_VAULT_TOKEN}}\n")
 	for _, name := range stores {
-		fmt.Fprintf(&b, "---\napiVersion: dso.dev/v1alpha1\nkind: SecretStore\nmetadata: {name: %s}\nspec:\n  local: {path: %s/%s/vault.enc}\n", name, dir, name)
+		fmt.Fprintf(&b, "---\napiVersion: dso.dev/v1alpha1\nkind: SecretStore\nmetadata: {name: %s}\nspec:\n  local: {path: %q}\n", name, dir+"/"+name+"/vault.enc")
 	}
 	// Not dso.yaml: isolate makes dir the working directory, and ./dso.yaml
 	// would be found by the config search of tests that pass no --config.
