@@ -421,6 +421,9 @@ func (s *Store) write(c *container) error {
 	if err := w.Close(); err != nil {
 		return fmt.Errorf("encrypt store %s: %w", s.path, err)
 	}
+	if buf.Len() > maxStoreFile {
+		return fmt.Errorf("store %s would grow past %d MiB, the most dso reads back: remove secrets you no longer need", s.path, maxStoreFile>>20)
+	}
 	if err := writeAtomic(s.path, buf.Bytes()); err != nil {
 		return fmt.Errorf("write store %s: %w", s.path, err)
 	}
