@@ -19,6 +19,14 @@ type AgentSettings struct {
 	Watch    WatchSettings    `json:"watch,omitempty"`
 	API      APISettings      `json:"api,omitempty"`
 	Metrics  MetricsSettings  `json:"metrics,omitempty"`
+	Delivery DeliverySettings `json:"delivery,omitempty"`
+}
+
+// DeliverySettings locate the tmpfs that secret files are written to.
+type DeliverySettings struct {
+	// Dir is mounted as a tmpfs by the agent unless it already is one;
+	// default /run/dso/secrets.
+	Dir string `json:"dir,omitempty"`
 }
 
 // CacheSettings bound the secret cache.

@@ -22,6 +22,7 @@ const (
 	DefaultLogFormat          = "json"
 	DefaultLogFile            = "/var/log/dso/agent.log"
 	DefaultStateDir           = "/var/lib/dso/state"
+	DefaultDeliveryDir        = "/run/dso/secrets"
 	DefaultBindingsDir        = "/etc/dso/bindings.d"
 	DefaultVaultMount         = "secret"
 	DefaultVaultKVVersion     = int32(2)
@@ -58,6 +59,7 @@ func (c *AgentConfig) Default() {
 	setString(&a.Watch.Webhook.Listen, DefaultWebhookListen)
 	setString(&a.API.Socket, DefaultAPISocket)
 	setString(&a.Metrics.Listen, DefaultMetricsListen)
+	setString(&a.Delivery.Dir, DefaultDeliveryDir)
 
 	l := &c.Spec.Logging
 	setString(&l.Level, DefaultLogLevel)

@@ -50,7 +50,15 @@ func (d Duration) String() string {
 	if td > 0 && td%(24*time.Hour) == 0 {
 		return strconv.FormatInt(int64(td/(24*time.Hour)), 10) + "d"
 	}
-	return td.String()
+	// time.Duration prints 5m0s and 1h0m0s; people write 5m and 1h.
+	s := td.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
 }
 
 // MarshalJSON writes the duration as a string.

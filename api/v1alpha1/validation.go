@@ -113,6 +113,9 @@ func (c *AgentConfig) Validate() field.ErrorList {
 	if a.Metrics.Listen != "" {
 		errs = append(errs, validateListen(ap.Child("metrics", "listen"), a.Metrics.Listen)...)
 	}
+	if a.Delivery.Dir != "" {
+		errs = append(errs, absolutePath(ap.Child("delivery", "dir"), a.Delivery.Dir)...)
+	}
 
 	lp := sp.Child("logging")
 	if l := c.Spec.Logging.Level; l != "" && !contains(LogLevels, l) {
