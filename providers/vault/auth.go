@@ -195,14 +195,19 @@ func (c *Client) renewOrLogin(ctx context.Context, l lease) error {
 			var ar authResponse
 			if json.Unmarshal(b, &ar) == nil && ar.Auth != nil {
 				ttl := time.Duration(ar.Auth.LeaseDuration) * time.Second
-				c.mu.Lock()
-				if c.lease.token == l.token { // not replaced by a login meanwhile
-					c.lease.issued, c.lease.ttl = time.Now(), ttl
-					c.lease.nearMax = ttl < l.requested/2
+				if ttl > 0 {
+					c.mu.Lock()
+					if c.lease.token == l.token { // not replaced by a login meanwhile
+						c.lease.issued, c.lease.ttl = time.Now(), ttl
+						// Less than asked for: the max TTL is near, so the
+						// next step is a login, not another renewal.
+						c.lease.nearMax = ttl < l.requested*9/10
+					}
+					c.mu.Unlock()
+					c.renewals.Add(1)
+					return nil
 				}
-				c.mu.Unlock()
-				c.renewals.Add(1)
-				return nil
+				// A 0 TTL means the token is at its max TTL: log in now.
 			}
 		}
 		// Renewal refused (revoked, past max TTL): fall through to a login.

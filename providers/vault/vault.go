@@ -97,6 +97,7 @@ type Client struct {
 	// Counters for tests, metrics and doctor.
 	logins   atomic.Int64
 	renewals atomic.Int64
+	reauths  atomic.Int64 // requests repeated after a 403 with a new token
 
 	// lease describes the AppRole token (guarded by mu). The renewer runs
 	// from the first AppRole login until Close.
@@ -186,6 +187,14 @@ func (c *Client) Get(ctx context.Context, ref providers.Ref) (providers.Secret, 
 	}
 	body, err := c.do(ctx, ref.Key, http.MethodGet, "/v1/"+c.s.kvPath(ref.Key), params, nil)
 	if err != nil {
+		var nf *notFoundBody
+		if errors.As(err, &nf) && c.s.kvVersion == 2 {
+			// KV v2 answers 404 with the metadata of a deleted or destroyed
+			// version: say so instead of "no secret".
+			if _, _, derr := c.decodeKV(ref, nf.body); derr != nil && providers.KindOf(derr) == providers.KindNotFound {
+				return providers.Secret{}, derr
+			}
+		}
 		return providers.Secret{}, err
 	}
 	data, version, err := c.decodeKV(ref, body)
@@ -251,11 +260,14 @@ func (c *Client) decodeKV(ref providers.Ref, body []byte) (map[string]any, strin
 		}
 	}
 	if d.Data == nil {
-		what := "latest version"
+		what := "the latest version"
 		if ref.Version != "" {
 			what = "version " + ref.Version
 		}
-		return nil, "", providers.Errorf(providers.KindNotFound, c.s.store, ref.Key, "%s has no data (deleted or destroyed)", what)
+		if d.Metadata.Version == 0 {
+			return nil, "", providers.Errorf(providers.KindNotFound, c.s.store, ref.Key, "no secret at %s", c.s.kvPath(ref.Key))
+		}
+		return nil, "", providers.Errorf(providers.KindNotFound, c.s.store, ref.Key, "%s (%d) has no data: it was deleted or destroyed; undelete it in Vault or pin another version", what, d.Metadata.Version)
 	}
 	return d.Data, strconv.Itoa(d.Metadata.Version), nil
 }
@@ -279,12 +291,25 @@ func (c *Client) do(ctx context.Context, key, method, path string, params url.Va
 			return respBody, nil
 		case status == http.StatusForbidden && attempt == 0:
 			if c.refreshToken(ctx, key, gen) {
+				c.reauths.Add(1)
 				continue
 			}
+		case status == http.StatusNotFound && len(respBody) > 0:
+			return nil, &notFoundBody{err: c.statusError(key, status, path), body: respBody}
 		}
 		return nil, c.statusError(key, status, path)
 	}
 }
+
+// notFoundBody is a 404 error that keeps the body for the caller to look
+// at; its text is only the wrapped providers.Error.
+type notFoundBody struct {
+	err  error
+	body []byte
+}
+
+func (e *notFoundBody) Error() string { return e.err.Error() }
+func (e *notFoundBody) Unwrap() error { return e.err }
 
 // send performs one HTTP request and reads at most maxResponseBytes.
 func (c *Client) send(ctx context.Context, key, method, path string, params url.Values, body any, token string) (int, []byte, error) {
@@ -403,6 +428,10 @@ func (c *Client) Close() error {
 
 // Logins reports how many AppRole logins this client made.
 func (c *Client) Logins() int64 { return c.logins.Load() }
+
+// Reauths reports how many requests were repeated after a 403 because a
+// new token was obtained (AppRole re-login, re-read token file).
+func (c *Client) Reauths() int64 { return c.reauths.Load() }
 
 // Renewals reports how many times this client renewed its token.
 func (c *Client) Renewals() int64 { return c.renewals.Load() }
