@@ -112,6 +112,16 @@ func (r *Reconciler) Reconcile(ctx context.Context, name string) (reconcilers.Re
 		// Inspect also answers to ids and id prefixes; the key is a name.
 		return reconcilers.Result{}, nil
 	}
+	// A container some dso candidate replaces is mid-swap or retired: the
+	// swap (or recovery) of its target owns it, never a swap of its own.
+	if repl, err := r.Engine.List(ctx, map[string]string{docker.LabelManaged: "true", docker.LabelReplaces: cur.ID}); err != nil {
+		return reconcilers.Result{}, err
+	} else if len(repl) > 0 {
+		return reconcilers.Result{}, nil
+	}
+	if t := cur.Config.Labels[docker.LabelTargetName]; t != "" && t != name && cur.Config.Labels[docker.LabelManaged] == "true" {
+		return reconcilers.Result{}, nil // a candidate: recovery owns it
+	}
 	plan, selected, err := r.Planner.Plan(ctx, cur)
 	if err != nil || !selected {
 		return reconcilers.Result{}, err

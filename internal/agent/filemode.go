@@ -1,0 +1,5 @@
+package agent
+
+import "os"
+
+func osFileMode(m uint64) os.FileMode { return os.FileMode(m) & os.ModePerm }

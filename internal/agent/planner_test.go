@@ -1,0 +1,164 @@
+package agent
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/go-connections/nat"
+
+	"github.com/dso-dev/dso/api/v1alpha1"
+	"github.com/dso-dev/dso/internal/docker"
+	"github.com/dso-dev/dso/providers"
+	"github.com/dso-dev/dso/providers/cache"
+	"github.com/dso-dev/dso/reconcilers"
+)
+
+type mapValues map[string]string
+
+func (m mapValues) Get(_ context.Context, store string, ref providers.Ref) (cache.Entry, error) {
+	v, ok := m[store+"/"+ref.Key]
+	if !ok {
+		return cache.Entry{}, providers.Errorf(providers.KindNotFound, store, ref.Key, "no such key")
+	}
+	return cache.Entry{Secret: providers.Secret{Value: []byte(v), Fields: providers.JSONFields([]byte(v))}}, nil
+}
+
+func binding(name string, sel v1alpha1.Selector, data []v1alpha1.SecretData, strategy v1alpha1.RotationStrategy) v1alpha1.SecretBinding {
+	return v1alpha1.SecretBinding{ObjectMeta: metaName(name), Spec: v1alpha1.SecretBindingSpec{
+		StoreRef: v1alpha1.StoreRef{Name: "local"}, Target: v1alpha1.Target{Selector: sel}, Data: data,
+		Rotation: v1alpha1.Rotation{Strategy: strategy},
+	}}
+}
+
+func inspect(name string, labels map[string]string, ports bool) container.InspectResponse {
+	c := container.InspectResponse{
+		ContainerJSONBase: &container.ContainerJSONBase{ID: "id-" + name, Name: "/" + name, HostConfig: &container.HostConfig{}},
+		Config:            &container.Config{Labels: labels},
+	}
+	if ports {
+		c.HostConfig.PortBindings = nat.PortMap{"80/tcp": {{HostIP: "127.0.0.1", HostPort: "8080"}}}
+	}
+	return c
+}
+
+func TestPlan(t *testing.T) {
+	m := NewModel(5 * time.Minute)
+	envItem := v1alpha1.SecretData{RemoteRef: v1alpha1.RemoteRef{Key: "shop/db", Property: "password"}, Env: "DB_PASSWORD"}
+	fileItem := v1alpha1.SecretData{RemoteRef: v1alpha1.RemoteRef{Key: "shop/tls"}, File: &v1alpha1.FileTarget{Path: "/run/secrets/tls.pem", Mode: "0440"}}
+	m.Set([]v1alpha1.SecretStore{{ObjectMeta: metaName("local")}}, []v1alpha1.SecretBinding{
+		binding("api-db", v1alpha1.Selector{Compose: &v1alpha1.ComposeSelector{Project: "shop", Service: "api"}}, []v1alpha1.SecretData{envItem, fileItem}, v1alpha1.RotationAuto),
+		binding("tls-only", v1alpha1.Selector{Containers: []string{"web"}}, []v1alpha1.SecretData{fileItem}, ""),
+		binding("by-label", v1alpha1.Selector{Labels: map[string]string{"app": "worker", "tier": "back"}}, []v1alpha1.SecretData{envItem}, v1alpha1.RotationRolling),
+	}, 5*time.Minute)
+	vals := mapValues{"local/shop/db": `{"password":"s3cret","user":"app"}`, "local/shop/tls": "PEM"}
+	p := &Planner{Model: m, Values: vals, HostKey: []byte("0123456789abcdef0123456789abcdef"), Timeout: 30 * time.Second}
+	compose := map[string]string{"com.docker.compose.project": "shop", "com.docker.compose.service": "api"}
+
+	cases := []struct {
+		name         string
+		c            container.InspectResponse
+		selected     bool
+		strategy     v1alpha1.RotationStrategy
+		env, files   int
+		wantBindings string
+	}{
+		{"compose service, no ports: rolling", inspect("shop-api-1", compose, false), true, v1alpha1.RotationRolling, 1, 1, "api-db"},
+		{"compose service with host ports: recreate", inspect("shop-api-1", compose, true), true, v1alpha1.RotationRecreate, 1, 1, "api-db"},
+		{"file-only binding: none (in place)", inspect("web", nil, false), true, v1alpha1.RotationNone, 0, 1, "tls-only"},
+		{"all labels must match", inspect("w1", map[string]string{"app": "worker"}, false), false, "", 0, 0, ""},
+		{"labels match", inspect("w2", map[string]string{"app": "worker", "tier": "back"}, false), true, v1alpha1.RotationRolling, 1, 0, "by-label"},
+		{"unselected", inspect("db", nil, false), false, "", 0, 0, ""},
+		{"compose one-off run is not a target", inspect("shop-api-run-1", map[string]string{"com.docker.compose.project": "shop", "com.docker.compose.service": "api", "com.docker.compose.oneoff": "True"}, false), false, "", 0, 0, ""},
+		{"a swap candidate is not a target", inspect("shop-api-1-dso-ab12", map[string]string{"com.docker.compose.project": "shop", "com.docker.compose.service": "api", docker.LabelManaged: "true", docker.LabelTargetName: "shop-api-1"}, false), false, "", 0, 0, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			plan, selected, err := p.Plan(context.Background(), tc.c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if selected != tc.selected {
+				t.Fatalf("selected = %v, want %v", selected, tc.selected)
+			}
+			if !selected {
+				return
+			}
+			if plan.Strategy != tc.strategy || len(plan.Env) != tc.env || len(plan.Files) != tc.files || strings.Join(plan.Bindings, ",") != tc.wantBindings {
+				t.Fatalf("plan = strategy %s env %d files %d bindings %v", plan.Strategy, len(plan.Env), len(plan.Files), plan.Bindings)
+			}
+			if tc.env > 0 && plan.Env["DB_PASSWORD"] != "s3cret" {
+				t.Errorf("property not extracted: %q", plan.Env["DB_PASSWORD"])
+			}
+			if strings.Contains(plan.Hash, "s3cret") || len(plan.Hash) != 64 {
+				t.Errorf("hash %q", plan.Hash)
+			}
+		})
+	}
+
+	// The hash follows the value; for in-place targets only the content hash does.
+	base, _, _ := p.Plan(context.Background(), inspect("shop-api-1", compose, false))
+	web, _, _ := p.Plan(context.Background(), inspect("web", nil, false))
+	vals["local/shop/db"] = `{"password":"n3w","user":"app"}`
+	vals["local/shop/tls"] = "PEM2"
+	next, _, _ := p.Plan(context.Background(), inspect("shop-api-1", compose, false))
+	web2, _, _ := p.Plan(context.Background(), inspect("web", nil, false))
+	if base.Hash == next.Hash {
+		t.Errorf("hash did not change with the value")
+	}
+	if web.Hash != web2.Hash || web.ContentHash == web2.ContentHash {
+		t.Errorf("in-place: layout hash changed=%v content hash changed=%v; want false/true", web.Hash != web2.Hash, web.ContentHash != web2.ContentHash)
+	}
+	// Another host key gives another hash.
+	p2 := *p
+	p2.HostKey = []byte("another-host-key-another-host-ke")
+	other, _, _ := p2.Plan(context.Background(), inspect("shop-api-1", compose, false))
+	if other.Hash == next.Hash {
+		t.Errorf("hash does not depend on the host key")
+	}
+
+	// A missing property is terminal and names the field, not the value.
+	vals["local/shop/db"] = `{"user":"app"}`
+	_, _, err := p.Plan(context.Background(), inspect("shop-api-1", compose, false))
+	if err == nil || !reconcilers.IsTerminal(err) || !strings.Contains(err.Error(), `"password"`) || strings.Contains(err.Error(), "app\"") {
+		t.Errorf("missing property: err = %v", err)
+	}
+	// A missing key is retried (not terminal).
+	delete(vals, "local/shop/db")
+	_, _, err = p.Plan(context.Background(), inspect("shop-api-1", compose, false))
+	if err == nil || reconcilers.IsTerminal(err) {
+		t.Errorf("missing key: err = %v, want a retryable error", err)
+	}
+}
+
+func TestConflictingBindings(t *testing.T) {
+	m := NewModel(time.Minute)
+	item := v1alpha1.SecretData{RemoteRef: v1alpha1.RemoteRef{Key: "k"}, Env: "TOKEN"}
+	m.Set(nil, []v1alpha1.SecretBinding{
+		binding("a", v1alpha1.Selector{Containers: []string{"x"}}, []v1alpha1.SecretData{item}, ""),
+		binding("b", v1alpha1.Selector{Containers: []string{"x"}}, []v1alpha1.SecretData{item}, ""),
+	}, time.Minute)
+	p := &Planner{Model: m, Values: mapValues{"local/k": "v"}, HostKey: make([]byte, 32)}
+	_, _, err := p.Plan(context.Background(), inspect("x", nil, false))
+	if err == nil || !reconcilers.IsTerminal(err) || !strings.Contains(err.Error(), "bindings a and b both deliver env TOKEN") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestModelKeys(t *testing.T) {
+	m := NewModel(5 * time.Minute)
+	fast := v1alpha1.Duration(30 * time.Second)
+	b1 := binding("a", v1alpha1.Selector{Containers: []string{"x"}}, []v1alpha1.SecretData{{RemoteRef: v1alpha1.RemoteRef{Key: "k", Property: "p1"}, Env: "A"}, {RemoteRef: v1alpha1.RemoteRef{Key: "k", Property: "p2"}, Env: "B"}}, "")
+	b2 := binding("b", v1alpha1.Selector{Containers: []string{"y"}}, []v1alpha1.SecretData{{RemoteRef: v1alpha1.RemoteRef{Key: "k"}, Env: "C"}}, "")
+	b2.Spec.RefreshInterval = &fast
+	m.Set(nil, []v1alpha1.SecretBinding{b1, b2}, 5*time.Minute)
+	keys := m.Keys()
+	if len(keys) != 1 {
+		t.Fatalf("keys = %v: two properties of one secret must share one fetch key", keys)
+	}
+	if iv := keys[FetchKey{Store: "local", Key: "k"}]; iv != 30*time.Second {
+		t.Fatalf("interval = %v, want the shortest (30s)", iv)
+	}
+}

@@ -1,0 +1,129 @@
+// Package secretfetch is the reconciler whose key is one secret of one store
+// (store, key, version). It asks the provider — through the shared cache,
+// so one call serves every binding and container that uses the key — and
+// when the value's digest changes it tells the targets that consume it.
+// It requeues itself at the key's refresh interval with ±10% jitter, so
+// hosts sharing a store do not poll in lockstep.
+package secretfetch
+
+import (
+	"context"
+	"crypto/sha256"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/dso-dev/dso/providers"
+	"github.com/dso-dev/dso/providers/cache"
+	"github.com/dso-dev/dso/reconcilers"
+)
+
+// Key is one secret of one store. Properties are extracted after the fetch.
+type Key struct {
+	Store   string
+	Key     string
+	Version string
+}
+
+func (k Key) String() string {
+	s := k.Store + "/" + k.Key
+	if k.Version != "" {
+		s += "@" + k.Version
+	}
+	return s
+}
+
+// Refresher is the cache's forced fetch.
+type Refresher interface {
+	Refresh(ctx context.Context, store string, ref providers.Ref) (cache.Entry, error)
+}
+
+// Reconciler fetches secrets and reports changes.
+type Reconciler struct {
+	Cache Refresher
+	// Interval returns the key's poll interval, or used=false when no
+	// binding consumes it any more.
+	Interval func(k Key) (interval time.Duration, used bool)
+	// Targets returns the names of the containers consuming k.
+	Targets func(k Key) []string
+	// Changed is called once per consuming target when k's value changed
+	// (the agent debounces it per target).
+	Changed func(target string, k Key)
+	Log     logr.Logger
+	// Jitter, for tests; default ±10% uniform.
+	Jitter func(time.Duration) time.Duration
+
+	mu   sync.Mutex
+	last map[Key][32]byte
+}
+
+// Reconcile fetches k once.
+func (r *Reconciler) Reconcile(ctx context.Context, k Key) (reconcilers.Result, error) {
+	interval, used := r.Interval(k)
+	if !used {
+		r.mu.Lock()
+		delete(r.last, k)
+		r.mu.Unlock()
+		return reconcilers.Result{}, nil
+	}
+	e, err := r.Cache.Refresh(ctx, k.Store, providers.Ref{Key: k.Key, Version: k.Version})
+	if err != nil {
+		r.Log.Info("secret fetch failed", "store", k.Store, "key", k.Key, "kind", providers.KindOf(err).String(), "error", err.Error())
+		if providers.KindOf(err) == providers.KindInvalidRef || providers.KindOf(err) == providers.KindInvalidConfig {
+			return reconcilers.Result{RequeueAfter: r.jitter(interval)}, nil
+		}
+		return reconcilers.Result{}, err
+	}
+	if e.Stale {
+		msg := ""
+		if e.LastError != nil {
+			msg = e.LastError.Error()
+		}
+		r.Log.Info("serving stale secret value: refresh failed", "store", k.Store, "key", k.Key, "age", e.Age.Round(time.Second).String(), "error", msg)
+		return reconcilers.Result{RequeueAfter: r.jitter(interval)}, nil
+	}
+	sum := sha256.Sum256(e.Secret.Value)
+	for i := range e.Secret.Value {
+		e.Secret.Value[i] = 0 // our copy; the digest is all we keep
+	}
+	r.mu.Lock()
+	if r.last == nil {
+		r.last = map[Key][32]byte{}
+	}
+	prev, seen := r.last[k]
+	r.last[k] = sum
+	r.mu.Unlock()
+	if seen && prev != sum {
+		targets := r.Targets(k)
+		r.Log.Info("secret changed", "store", k.Store, "key", k.Key, "version", e.Secret.Version, "targets", len(targets))
+		for _, t := range targets {
+			r.Changed(t, k)
+		}
+	}
+	return reconcilers.Result{RequeueAfter: r.jitter(interval)}, nil
+}
+
+// Forget drops what is known of k (a fresh start for that key).
+func (r *Reconciler) Forget(k Key) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.last, k)
+}
+
+func (r *Reconciler) jitter(d time.Duration) time.Duration {
+	if r.Jitter != nil {
+		return r.Jitter(d)
+	}
+	return Jitter(d)
+}
+
+// Jitter returns d ±10%, uniformly.
+func Jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return d
+	}
+	f := 0.9 + 0.2*rand.Float64()
+	return time.Duration(float64(d) * f)
+}
