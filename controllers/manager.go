@@ -46,7 +46,7 @@ type Manager struct {
 	mu        sync.Mutex
 	runnables []named
 	started   bool
-	stopped   bool // set once Start began stopping: Add no longer launches
+	stopped   bool            // set once Start began stopping: Add no longer launches
 	ctx       context.Context // the running context, once started
 	notify    chan struct{}   // signalled (cap 1) when a runnable returns
 	finished  []result        // results not yet looked at by Start
