@@ -1,0 +1,23 @@
+package sources
+
+import (
+	"os"
+	"testing"
+	"time"
+)
+
+// eventually polls cond until it holds or timeout passes. Timeouts are
+// generous: the machine is shared and -race is slow.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for: %s", timeout, what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// strict reports whether missing external parts must fail the test (CI).
+func strict() bool { return os.Getenv("DSO_STRICT") == "1" }
