@@ -2,6 +2,7 @@ package vault
 
 import (
 	"context"
+	"encoding/pem"
 	"errors"
 	"net"
 	"net/http"
@@ -639,5 +640,45 @@ func BenchmarkGet(b *testing.B) {
 		if _, err := c.Get(ctx, ref); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TLS settings against the real server behind a TLS-terminating reverse
+// proxy (the dev server itself speaks plain http on loopback).
+func TestTLSOptions(t *testing.T) {
+	needDev(t)
+	t.Setenv(tokenEnv, dev.Token)
+	putV2(t, "tls/app", map[string]any{"v": "ok"})
+	target, _ := url.Parse(dev.Address)
+	srv := httptest.NewTLSServer(httputil.NewSingleHostReverseProxy(target))
+	defer srv.Close()
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		mut      func(*v1alpha1.VaultProvider)
+		wantKind providers.Kind
+	}{
+		{name: "caFile trusts the server", mut: func(v *v1alpha1.VaultProvider) { v.CAFile = caFile }},
+		{name: "unknown CA is refused with a hint", mut: nil, wantKind: providers.KindInvalidConfig},
+		{name: "insecureSkipVerify is an explicit opt-in", mut: func(v *v1alpha1.VaultProvider) { v.InsecureSkipVerify = true }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newTestClient(t, store(srv.URL, tc.mut))
+			_, err := c.Get(context.Background(), providers.Ref{Key: "tls/app"})
+			if tc.wantKind != 0 {
+				wantKind(t, err, tc.wantKind)
+				if !strings.Contains(err.Error(), "spec.vault.caFile") {
+					t.Fatalf("error does not say to set caFile: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }
