@@ -1,7 +1,6 @@
 package sources
 
 import (
-	"os"
 	"testing"
 	"time"
 )
@@ -18,6 +17,3 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 		time.Sleep(2 * time.Millisecond)
 	}
 }
-
-// strict reports whether missing external parts must fail the test (CI).
-func strict() bool { return os.Getenv("DSO_STRICT") == "1" }
