@@ -24,6 +24,7 @@
 package vault
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -198,6 +199,7 @@ func (c *Client) Get(ctx context.Context, ref providers.Ref) (providers.Secret, 
 		return providers.Secret{}, err
 	}
 	data, version, err := c.decodeKV(ref, body)
+	clear(body) // the response held the plaintext; do not leave it to the GC
 	if err != nil {
 		return providers.Secret{}, err
 	}
@@ -205,7 +207,20 @@ func (c *Client) Get(ctx context.Context, ref providers.Ref) (providers.Secret, 
 	if err != nil {
 		return providers.Secret{}, providers.Wrap(providers.KindUnknown, c.s.store, ref.Key, err, "encoding the secret's fields as JSON")
 	}
-	return providers.Finish(c.s.store, ref, raw, version)
+	s, err := providers.Finish(c.s.store, ref, raw, version)
+	if ref.Property != "" || err != nil {
+		clear(raw) // Finish copied the field out (or failed); raw is garbage now
+	}
+	return s, err
+}
+
+// unmarshalNumbers decodes JSON keeping numbers as json.Number, so a
+// number in a secret is passed on with exactly the digits Vault stored
+// (float64 would round 64-bit ids and change "1.0" to "1").
+func unmarshalNumbers(b []byte, v any) error {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	return d.Decode(v)
 }
 
 // versionParams turns ref.Version into the KV v2 "version" query.
@@ -248,14 +263,14 @@ func (c *Client) decodeKV(ref providers.Ref, body []byte) (map[string]any, strin
 		if len(r.Data) == 0 || string(r.Data) == "null" {
 			return nil, "", providers.Errorf(providers.KindNotFound, c.s.store, ref.Key, "no secret at %s", c.s.kvPath(ref.Key))
 		}
-		if err := json.Unmarshal(r.Data, &data); err != nil {
+		if err := unmarshalNumbers(r.Data, &data); err != nil {
 			return nil, "", providers.Wrap(providers.KindUnavailable, c.s.store, ref.Key, err, "Vault's answer is not the JSON of a KV v1 read")
 		}
 		return data, "", nil
 	}
 	var d kv2Data
 	if len(r.Data) > 0 && string(r.Data) != "null" {
-		if err := json.Unmarshal(r.Data, &d); err != nil {
+		if err := unmarshalNumbers(r.Data, &d); err != nil {
 			return nil, "", providers.Wrap(providers.KindUnavailable, c.s.store, ref.Key, err, "Vault's answer is not the JSON of a KV v2 read (is spec.vault.kvVersion right?)")
 		}
 	}

@@ -2,6 +2,7 @@ package vault
 
 import (
 	"context"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"net"
@@ -65,6 +66,9 @@ func TestGetAgainstDevServer(t *testing.T) {
 	v1 := putV2(t, "shop/db", map[string]any{"user": "app", "password": "first-pw"})
 	v2 := putV2(t, "shop/db", map[string]any{"user": "app", "password": "second-pw", "port": 5432})
 	putV2(t, "shop/single", map[string]any{"token": "only-field"})
+	// KV v1 stores numbers verbatim (KV v2 itself rounds them to float64),
+	// so it shows that dso passes on exactly the digits Vault returns.
+	putV1(t, "legacy/numbers", map[string]any{"id": json.Number("12345678901234567891"), "ratio": json.Number("1.50")})
 	putV2(t, "shop/gone", map[string]any{"a": "b"})
 	if _, err := root(t).Logical().Delete("secret/data/shop/gone"); err != nil { // soft-delete latest
 		t.Fatal(err)
@@ -93,6 +97,8 @@ func TestGetAgainstDevServer(t *testing.T) {
 			wantValue: "5432", wantVersion: itoa(v2)},
 		{name: "single field without property is still JSON", c: kv2, ref: providers.Ref{Key: "shop/single"},
 			wantValue: `{"token":"only-field"}`, wantVersion: "1"},
+		{name: "numbers keep their digits", c: kv1, ref: providers.Ref{Key: "legacy/numbers"},
+			wantValue: `{"id":12345678901234567891,"ratio":1.50}`},
 		{name: "missing property", c: kv2, ref: providers.Ref{Key: "shop/db", Property: "nope"},
 			wantKind: providers.KindNotFound, wantInErr: `field "nope"`},
 		{name: "missing key", c: kv2, ref: providers.Ref{Key: "shop/missing"},
