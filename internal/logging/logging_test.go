@@ -342,3 +342,27 @@ func TestOversizedLineStillWritten(t *testing.T) {
 		t.Error("write after Close succeeded")
 	}
 }
+
+func BenchmarkInfoToFile(b *testing.B) {
+	l, c, err := New(Options{File: filepath.Join(b.TempDir(), "a.log")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c()
+	b.ReportAllocs()
+	for b.Loop() {
+		l.Info("rotation complete", "trace_id", "ab12", "binding", "api-db", "container", "api", "duration", time.Second)
+	}
+}
+
+func BenchmarkDisabledDebug(b *testing.B) {
+	l, c, err := New(Options{File: filepath.Join(b.TempDir(), "a.log")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c()
+	b.ReportAllocs()
+	for b.Loop() {
+		l.V(1).Info("cache_hit", "store", "vault")
+	}
+}

@@ -44,7 +44,10 @@ func OpenRotatingFile(path string, maxBytes int64, maxFiles int) (*RotatingFile,
 }
 
 func (r *RotatingFile) open() error {
-	f, err := os.OpenFile(r.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	// 0640: the dso group reads the log for `docker dso system logs`; the
+	// log holds no secret values by design.
+	f, err := os.OpenFile(r.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640) //nolint:gosec // group-readable on purpose, see above
+
 	if err != nil {
 		return fmt.Errorf("cannot open log file %s: %w (fix logging.file or its directory's permissions)", r.path, err)
 	}
