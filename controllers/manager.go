@@ -123,7 +123,7 @@ func (m *Manager) launchLocked(n named) {
 		log := m.log().WithValues("runnable", n.name)
 		log.Info("starting")
 		err := safeStart(ctx, n.r)
-		if err != nil && !(ctx.Err() != nil && isContextErr(err)) {
+		if err != nil && (ctx.Err() == nil || !isContextErr(err)) {
 			log.Error(err, "stopped with an error")
 		} else {
 			log.Info("stopped")
@@ -193,7 +193,7 @@ func (m *Manager) Start(ctx context.Context) error {
 			running = false
 		case <-m.notify:
 			for _, r := range m.takeFinished() {
-				if r.err != nil && !(ctx.Err() != nil && isContextErr(r.err)) && firstErr == nil {
+				if r.err != nil && (ctx.Err() == nil || !isContextErr(r.err)) && firstErr == nil {
 					firstErr = fmt.Errorf("%s: %w", r.name, r.err)
 					running = false
 				}

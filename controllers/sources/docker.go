@@ -136,7 +136,7 @@ func (i *DockerInformer) Start(ctx context.Context) error {
 	}
 	for {
 		since, err := i.relist(ctx)
-		if ctx.Err() != nil {
+		if ended(ctx) {
 			return nil
 		}
 		if err != nil {
@@ -146,7 +146,7 @@ func (i *DockerInformer) Start(ctx context.Context) error {
 			continue
 		}
 		watchedFor, err := i.watch(ctx, since)
-		if ctx.Err() != nil {
+		if ended(ctx) {
 			return nil
 		}
 		// A stream that lived for a while was healthy: start the backoff
@@ -160,6 +160,10 @@ func (i *DockerInformer) Start(ctx context.Context) error {
 		}
 	}
 }
+
+// ended reports whether ctx is done: errors seen after that are the
+// cancellation itself, not failures.
+func ended(ctx context.Context) bool { return ctx.Err() != nil }
 
 // watch consumes one event subscription until it fails or ctx ends; a
 // periodic relist runs alongside without resubscribing.

@@ -112,7 +112,7 @@ func (w *FileWatcher) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("watch config files: cannot create an inotify watcher (raise fs.inotify.max_user_instances?): %w", err)
 	}
-	defer fw.Close()
+	defer func() { _ = fw.Close() }()
 
 	sigs := w.opts.Signals
 	if sigs == nil {
