@@ -51,6 +51,7 @@ rotates those containers safely when a secret changes.`,
 		newCompletionCommand(s),
 		newInitCommand(s),
 		newSecretCommand(s),
+		newAgentCommand(s),
 	)
 	return cmd
 }

@@ -54,6 +54,9 @@ type Reconciler struct {
 	Log     logr.Logger
 	// Jitter, for tests; default ±10% uniform.
 	Jitter func(time.Duration) time.Duration
+	// ExternalTimers is set when poll timers (controllers/sources.PollTimers)
+	// enqueue the keys: Reconcile then never asks to be requeued itself.
+	ExternalTimers bool
 
 	mu   sync.Mutex
 	last map[Key][32]byte
@@ -113,6 +116,9 @@ func (r *Reconciler) Forget(k Key) {
 }
 
 func (r *Reconciler) jitter(d time.Duration) time.Duration {
+	if r.ExternalTimers {
+		return 0
+	}
 	if r.Jitter != nil {
 		return r.Jitter(d)
 	}

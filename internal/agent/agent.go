@@ -1,0 +1,447 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/dso-dev/dso/api/v1alpha1"
+	"github.com/dso-dev/dso/controllers"
+	"github.com/dso-dev/dso/controllers/sources"
+	"github.com/dso-dev/dso/internal/config"
+	"github.com/dso-dev/dso/internal/delivery"
+	"github.com/dso-dev/dso/internal/docker"
+	"github.com/dso-dev/dso/internal/metrics"
+	"github.com/dso-dev/dso/internal/version"
+	"github.com/dso-dev/dso/providers"
+	"github.com/dso-dev/dso/providers/all"
+	"github.com/dso-dev/dso/providers/cache"
+	"github.com/dso-dev/dso/reconcilers/containerswap"
+	"github.com/dso-dev/dso/reconcilers/orphancleanup"
+	"github.com/dso-dev/dso/reconcilers/secretfetch"
+)
+
+// Options configure Run.
+type Options struct {
+	// ConfigPath is the resolved config file ("" = built-in defaults).
+	ConfigPath string
+	// Bundle is the loaded config (Run loads ConfigPath when nil).
+	Bundle *config.Bundle
+	Log    logr.Logger
+	// Engine overrides the Docker client (tests).
+	Engine docker.Engine
+	// Fault is the crash-point hook of the faultinject build (nil: none).
+	Fault func(point string)
+	// Ready is closed once the agent is ready (informer synced, orphan
+	// cleanup done, controllers running).
+	Ready chan<- struct{}
+}
+
+// Agent is a running dso agent.
+type Agent struct {
+	opts    Options
+	log     logr.Logger
+	metrics *metrics.Metrics
+	engine  docker.Engine
+	files   *delivery.Writer
+	cache   *cache.Cache
+	reg     *providers.Registry
+	model   *Model
+	rec     *Recorder
+	started time.Time
+
+	mu      sync.Mutex
+	bundle  *config.Bundle
+	clients map[string]storeClient
+
+	swap      *containerswap.Reconciler
+	fetch     *secretfetch.Reconciler
+	orphan    *orphancleanup.Reconciler
+	swapCtl   *controllers.Controller[string]
+	fetchCtl  *controllers.Controller[FetchKey]
+	orphanCtl *controllers.Controller[orphancleanup.Key]
+	debounce  *controllers.Debouncer[string]
+	informer  *sources.DockerInformer
+	polls     *sources.PollTimers[FetchKey]
+	ready     atomic.Bool
+
+	changeMu   sync.Mutex
+	changeSeen map[string]time.Time // target -> when a consumed secret changed
+
+	watchCancel map[string]context.CancelFunc
+}
+
+type storeClient struct {
+	spec   v1alpha1.SecretStoreSpec
+	client providers.Client
+}
+
+// Run runs the agent until ctx ends.
+func Run(ctx context.Context, opts Options) error {
+	a, err := newAgent(ctx, opts)
+	if err != nil {
+		return err
+	}
+	return a.run(ctx)
+}
+
+func newAgent(ctx context.Context, opts Options) (*Agent, error) {
+	b := opts.Bundle
+	if b == nil {
+		var err error
+		if b, err = config.Load(opts.ConfigPath); err != nil {
+			return nil, err
+		}
+	}
+	spec := b.Agent.Spec
+	a := &Agent{opts: opts, log: opts.Log, bundle: b, reg: all.Registry(), rec: NewRecorder(200), started: time.Now(),
+		clients: map[string]storeClient{}, changeSeen: map[string]time.Time{}, watchCancel: map[string]context.CancelFunc{}}
+	metrics.RegisterWorkqueueProvider()
+	a.metrics = metrics.New()
+
+	a.engine = opts.Engine
+	if a.engine == nil {
+		c, err := docker.NewClient()
+		if err != nil {
+			return nil, err
+		}
+		a.engine = c
+	}
+	vctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	api, engineVersion, err := a.engine.Version(vctx)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("docker engine not reachable (is dockerd running and may this user use its socket?): %w", err)
+	}
+	a.log.Info("agent starting", "version", version.Get().Version, "config", b.Path, "docker_api", api, "docker_engine", engineVersion, "pid", os.Getpid())
+
+	a.files = delivery.New(spec.Agent.Delivery.Dir)
+	mounted, err := a.files.EnsureTmpfs()
+	if err != nil {
+		return nil, err
+	}
+	if mounted {
+		a.log.Info("mounted tmpfs for secret files", "dir", spec.Agent.Delivery.Dir)
+	}
+	key, err := LoadHostKey(spec.State.Dir)
+	if err != nil {
+		return nil, err
+	}
+	a.cache = cache.New(cache.Options{TTL: spec.Agent.Cache.TTL.D(), MaxBytes: int64(*spec.Agent.Cache.MaxSize), Metrics: a.metrics.CacheObserver(a.log.WithName("cache"))})
+	a.model = NewModel(spec.Agent.Watch.PollingInterval.D())
+
+	slots := make(chan struct{}, *spec.Agent.Rotation.Parallelism)
+	a.swap = &containerswap.Reconciler{
+		Engine: a.engine, Files: a.files, Locks: containerswap.NewLocks(), Slots: slots,
+		Timeout: spec.Agent.Rotation.Timeout.D(), Log: a.log.WithName("containerswap"),
+		Observer: multiObserver{a.rec, a.metrics.SwapObserver(), changeToReady{a}}, Fault: opts.Fault,
+		Planner: &Planner{Model: a.model, Values: a.cache, HostKey: key, Timeout: spec.Agent.Rotation.Timeout.D()},
+	}
+	a.fetch = &secretfetch.Reconciler{
+		Cache: a.cache, Log: a.log.WithName("secretfetch"), ExternalTimers: true,
+		Interval: func(k FetchKey) (time.Duration, bool) { iv, ok := a.model.Keys()[k]; return iv, ok },
+		Targets:  a.targetsOf,
+		Changed:  a.secretChanged,
+	}
+	a.orphan = &orphancleanup.Reconciler{Swap: a.swap, Log: a.log.WithName("orphancleanup")}
+
+	a.swapCtl = controllers.New(controllers.Options{Name: "containerswap", Workers: int(*spec.Agent.Rotation.Parallelism) + 2, Log: a.log.WithName("controller")}, a.swap.Reconcile)
+	a.fetchCtl = controllers.New(controllers.Options{Name: "secretfetch", Workers: 4, Log: a.log.WithName("controller")}, a.fetch.Reconcile)
+	a.orphanCtl = controllers.New(controllers.Options{Name: "orphancleanup", Workers: 1, Log: a.log.WithName("controller")}, a.orphan.Reconcile)
+	a.debounce = controllers.NewDebouncer(spec.Agent.Watch.DebounceWindow.D(), 0, func(t string) { a.swapCtl.Enqueue(t) })
+	a.informer = sources.NewDockerInformer(a.engine, informerHandler{a}, sources.DockerInformerOptions{Log: a.log.WithName("informer")})
+	a.polls = sources.NewPollTimers(func(k FetchKey) { a.fetchCtl.Enqueue(k) })
+
+	if err := a.apply(ctx, b); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// apply makes b the current declarations: store clients, model, timers.
+func (a *Agent) apply(ctx context.Context, b *config.Bundle) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	next := map[string]storeClient{}
+	for i := range b.Stores {
+		s := &b.Stores[i]
+		if cur, ok := a.clients[s.Name]; ok && reflect.DeepEqual(cur.spec, s.Spec) {
+			next[s.Name] = cur
+			continue
+		}
+		client, err := a.reg.NewClient(ctx, s)
+		if err != nil {
+			return fmt.Errorf("store %s: %w", s.Name, err)
+		}
+		name, _ := providers.ProviderName(s)
+		var limit v1alpha1.RateLimit
+		if s.Spec.RateLimit != nil {
+			limit = *s.Spec.RateLimit
+		}
+		a.cache.AddStore(s.Name, name, client, limit, cache.BreakerOptions{})
+		next[s.Name] = storeClient{spec: *s.Spec.DeepCopy(), client: client}
+		a.watchStore(s.Name, client)
+	}
+	for name, cur := range a.clients {
+		if n, ok := next[name]; !ok || n.client != cur.client {
+			if !ok {
+				a.cache.RemoveStore(name)
+			}
+			if cancel := a.watchCancel[name]; cancel != nil {
+				cancel()
+				delete(a.watchCancel, name)
+			}
+			_ = cur.client.Close()
+		}
+	}
+	a.clients = next
+	a.bundle = b
+	a.model.Set(b.Stores, b.Bindings, b.Agent.Spec.Agent.Watch.PollingInterval.D())
+	keys := a.model.Keys()
+	a.polls.Set(keys)
+	for k := range keys {
+		a.fetchCtl.Enqueue(k)
+	}
+	for _, c := range a.informer.List() {
+		a.swapCtl.Enqueue(strings.TrimPrefix(c.Names[0], "/"))
+	}
+	for _, bd := range b.Bindings {
+		if len(bd.Spec.Data)+len(bd.Spec.DataFrom) > 0 && hasEnv(&bd) {
+			a.log.Info("binding delivers env vars: their values are visible to docker inspect; prefer file delivery", "binding", bd.Name)
+		}
+	}
+	return nil
+}
+
+func hasEnv(b *v1alpha1.SecretBinding) bool {
+	for _, d := range b.Spec.Data {
+		if d.Env != "" {
+			return true
+		}
+	}
+	for _, d := range b.Spec.DataFrom {
+		if d.Dir == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// watchStore follows a store that can announce its changes (the local
+// file store), so `docker dso secret set` is seen at once.
+func (a *Agent) watchStore(name string, c providers.Client) {
+	w, ok := c.(providers.WatchableClient)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ch, err := w.Watch(ctx)
+	if err != nil {
+		cancel()
+		a.log.Info("cannot watch store for changes; polling only", "store", name, "error", err.Error())
+		return
+	}
+	a.watchCancel[name] = cancel
+	go func() {
+		for range ch {
+			keys := a.model.KeysOfStore(name)
+			a.log.V(1).Info("store changed", "store", name, "keys", len(keys))
+			for _, k := range keys {
+				a.fetchCtl.Enqueue(k)
+			}
+		}
+	}()
+}
+
+func (a *Agent) reload(ctx context.Context) {
+	b, err := config.Load(a.opts.ConfigPath)
+	if err != nil {
+		a.log.Error(err, "config reload failed; keeping the running configuration")
+		return
+	}
+	if err := a.apply(ctx, b); err != nil {
+		a.log.Error(err, "config reload failed; keeping the running configuration")
+		return
+	}
+	a.log.Info("configuration reloaded", "stores", len(b.Stores), "bindings", len(b.Bindings))
+}
+
+// targetsOf lists the containers consuming k.
+func (a *Agent) targetsOf(k FetchKey) []string {
+	users := map[string]bool{}
+	for _, b := range a.model.BindingsUsing(k) {
+		users[b.Name] = true
+	}
+	var out []string
+	for _, c := range a.informer.List() {
+		name := strings.TrimPrefix(c.Names[0], "/")
+		if IsSwapArtifact(name, c.Labels) {
+			continue
+		}
+		for _, b := range a.model.Select(name, c.Labels) {
+			if users[b.Name] {
+				out = append(out, name)
+				break
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (a *Agent) secretChanged(target string, _ FetchKey) {
+	a.changeMu.Lock()
+	if _, ok := a.changeSeen[target]; !ok {
+		a.changeSeen[target] = time.Now()
+	}
+	a.changeMu.Unlock()
+	a.debounce.Add(target)
+}
+
+// changeToReady measures dso_secret_change_to_ready_seconds.
+type changeToReady struct{ a *Agent }
+
+func (changeToReady) RotationStarted(*containerswap.Rotation) {}
+func (changeToReady) Recovery(containerswap.RecoveryAction)   {}
+func (changeToReady) LockWait(string, time.Duration)          {}
+func (changeToReady) Degraded([]string, string, string, bool) {}
+func (c changeToReady) RotationFinished(r *containerswap.Rotation) {
+	if r.Result != "succeeded" {
+		return
+	}
+	c.a.changeMu.Lock()
+	t, ok := c.a.changeSeen[r.Target]
+	delete(c.a.changeSeen, r.Target)
+	c.a.changeMu.Unlock()
+	if ok {
+		c.a.metrics.ObserveSecretChangeToReady(time.Since(t))
+	}
+}
+
+type informerHandler struct{ a *Agent }
+
+func (h informerHandler) OnContainer(name string) { h.a.swapCtl.Enqueue(name) }
+func (h informerHandler) OnRelist()               { h.a.orphanCtl.Enqueue(orphancleanup.Key{}) }
+
+func (a *Agent) run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer a.closeClients()
+
+	// Recovery first: finish or revert interrupted swaps before any new
+	// rotation can start, at once rather than after a timeout.
+	if _, err := a.orphan.Reconcile(ctx, orphancleanup.Key{}); err != nil {
+		a.log.Error(err, "Automatic recovery: initial pass failed; retrying in the background")
+		a.orphanCtl.Enqueue(orphancleanup.Key{})
+	}
+
+	var mgr controllers.Manager
+	mgr.Add("informer", a.informer)
+	mgr.Add("poll-timers", a.polls)
+	mgr.Add("debounce", a.debounce)
+	mgr.Add("orphancleanup", a.orphanCtl)
+	mgr.Add("secretfetch", a.fetchCtl)
+	mgr.Add("containerswap", a.swapCtl)
+	spec := a.bundle.Agent.Spec
+	if a.opts.ConfigPath != "" {
+		mgr.Add("config-watch", sources.NewFileWatcher(a.opts.ConfigPath, spec.Bindings.Dirs, func() { a.reload(ctx) }, sources.FileWatcherOptions{Log: a.log.WithName("config")}))
+	}
+	srv, ln, err := a.httpServer(spec.Agent.Metrics.Listen)
+	if err != nil {
+		return err
+	}
+	mgr.Add("metrics", controllers.RunnableFunc(func(ctx context.Context) error {
+		go func() { <-ctx.Done(); _ = srv.Shutdown(context.Background()) }()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}))
+	go a.watchReady(ctx, &mgr)
+	err = mgr.Start(ctx)
+	a.log.Info("agent stopped")
+	return err
+}
+
+func (a *Agent) watchReady(ctx context.Context, mgr *controllers.Manager) {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if mgr.Ready() && a.informer.Synced() {
+				a.ready.Store(true)
+				a.log.Info("agent ready", "listen", a.bundle.Agent.Spec.Agent.Metrics.Listen)
+				if a.opts.Ready != nil {
+					close(a.opts.Ready)
+				}
+				a.updateManagedGauge(ctx)
+				return
+			}
+		}
+	}
+}
+
+func (a *Agent) updateManagedGauge(ctx context.Context) {
+	list, err := a.engine.List(ctx, map[string]string{docker.LabelManaged: "true"})
+	if err != nil {
+		return
+	}
+	counts := map[string]int{"healthy": 0, "unhealthy": 0, "starting": 0, "none": 0}
+	for _, c := range list {
+		switch {
+		case strings.Contains(c.Status, "(healthy)"):
+			counts["healthy"]++
+		case strings.Contains(c.Status, "(unhealthy)"):
+			counts["unhealthy"]++
+		case strings.Contains(c.Status, "health: starting"):
+			counts["starting"]++
+		default:
+			counts["none"]++
+		}
+	}
+	a.metrics.SetManagedContainers(counts)
+}
+
+func (a *Agent) httpServer(addr string) (*http.Server, net.Listener, error) {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", a.metrics.Handler())
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !a.ready.Load() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = fmt.Fprintf(w, "ok %s\n", version.Get().Version)
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("metrics listener %s: %w", addr, err)
+	}
+	a.log.Info("serving /metrics, /healthz and /readyz", "listen", ln.Addr().String())
+	return &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln, nil
+}
+
+func (a *Agent) closeClients() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, cancel := range a.watchCancel {
+		cancel()
+	}
+	for _, c := range a.clients {
+		_ = c.client.Close()
+	}
+}
