@@ -129,7 +129,7 @@ func summary(id, name, state string, labels map[string]string) container.Summary
 	return container.Summary{ID: id, Names: []string{"/" + name}, State: state, Labels: labels, Image: "app:1"}
 }
 
-func startInformer(t *testing.T, eng *fakeEngine, opts DockerInformerOptions) (*DockerInformer, *handlerLog) {
+func startInformer(t *testing.T, eng DockerEngine, opts DockerInformerOptions) (*DockerInformer, *handlerLog) {
 	t.Helper()
 	h := &handlerLog{}
 	inf := NewDockerInformer(eng, h, opts)
