@@ -77,6 +77,10 @@ lint: $(GOLANGCI_LINT) ## Run gofmt check, go vet and golangci-lint.
 build: ## Build bin/dso (also works as the docker-dso plugin).
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(DSO) ./cmd/docker-dso
 
+.PHONY: build-fault
+build-fault: ## Build bin/dso-fault: the agent with crash points (-tags faultinject) for the e2e crash matrix.
+	CGO_ENABLED=0 go build -trimpath -tags faultinject -ldflags '$(LDFLAGS)' -o $(BIN)/dso-fault ./cmd/docker-dso
+
 .PHONY: install
 install: build ## Install dso and the docker CLI plugin (PREFIX=/usr/local for system-wide).
 	install -d $(INSTALL_BIN) $(INSTALL_PLUGIN)
@@ -110,8 +114,8 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 20s).
 	go test ./internal/config -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME)
 
 .PHONY: test-e2e
-test-e2e: testimage build ## Black-box tests against the real Docker engine (fail, not skip, without one).
-	DSO_STRICT=1 DSO_BIN=$(DSO) DSO_TESTIMAGE=$(TESTIMAGE) go test -count=1 -tags e2e -timeout 20m ./test/e2e/...
+test-e2e: testimage build build-fault ## Black-box tests against the real Docker engine (fail, not skip, without one).
+	DSO_STRICT=1 DSO_BIN=$(DSO) DSO_FAULT_BIN=$(BIN)/dso-fault DSO_TESTIMAGE=$(TESTIMAGE) go test -count=1 -tags e2e -timeout 20m ./test/e2e/...
 
 .PHONY: bench
 bench: vaultdev ## Run benchmarks (numbers go into docs/benchmarks.md).
