@@ -58,6 +58,8 @@ const (
 type Options struct {
 	// Name names the workqueue; the workqueue MetricsProvider (set by the
 	// agent through workqueue.SetProvider) labels the queue metrics with it.
+	// client-go reads the provider when the queue is built, i.e. in New, so
+	// SetProvider must run before New; names must be unique per process.
 	Name string
 	// Workers is how many keys are reconciled at once (default 1). One key is
 	// never reconciled by two workers at the same time (workqueue guarantee).
