@@ -20,12 +20,20 @@ echo "== secrets in the quickstart store"
 "$DSO" secret list --long demo/
 echo "== configuration"
 "$DSO" config validate
-if "$DSO" agent --help >/dev/null 2>&1; then
-  exec "$DSO" agent --config "$DSO_CONFIG"
+if ! docker image inspect dso-testapp:dev >/dev/null 2>&1; then
+  "$root/hack/build-testimage.sh" dso-testapp:dev
+fi
+if ! docker container inspect dso-quickstart-demo >/dev/null 2>&1; then
+  echo "== creating the demo container dso-quickstart-demo (dso-testapp:dev)"
+  docker run -d --name dso-quickstart-demo --label dso.quickstart=true dso-testapp:dev >/dev/null
 fi
 cat <<MSG
-The agent ('dso agent') is not built yet: it is the next issue (the reconciliation engine).
-What exists today: the local store above (DSO_CONFIG=$DSO_CONFIG), e.g.
-  DSO_CONFIG=$DSO_CONFIG $DSO secret set demo/api_key < some-file
-  DSO_CONFIG=$DSO_CONFIG $DSO secret get demo/api_key
+== starting the agent in the foreground (Ctrl-C stops it)
+In another terminal, change the secret and watch the container rotate:
+  export DSO_CONFIG=$DSO_CONFIG
+  printf 'new-value' | $DSO secret set demo/db_password
+  docker ps --filter name=dso-quickstart-demo --format '{{.Names}} {{.Status}} {{.Label "dso.dev/secret-hash"}}'
+  docker exec dso-quickstart-demo /testapp get 'http://127.0.0.1:8080/file?path=/run/secrets/db_password'   # sha256 of the value
+Clean up afterwards: docker rm -f dso-quickstart-demo; umount $dir/secrets; rm -rf $dir
 MSG
+exec "$DSO" agent --config "$DSO_CONFIG"
