@@ -357,6 +357,16 @@ func (a *Agent) run(ctx context.Context) error {
 	if a.opts.ConfigPath != "" {
 		mgr.Add("config-watch", sources.NewFileWatcher(a.opts.ConfigPath, spec.Bindings.Dirs, func() { a.reload(ctx) }, sources.FileWatcherOptions{Log: a.log.WithName("config")}))
 	}
+	if wh := spec.Agent.Watch.Webhook; wh.Enabled {
+		h, err := a.webhookHandler(wh)
+		if err != nil {
+			return err
+		}
+		mgr.Add("webhook", controllers.RunnableFunc(func(ctx context.Context) error {
+			a.log.Info("serving the refresh webhook", "listen", wh.Listen, "path", sources.RefreshPath)
+			return sources.ListenAndServe(ctx, wh.Listen, h)
+		}))
+	}
 	srv, ln, err := a.httpServer(spec.Agent.Metrics.Listen)
 	if err != nil {
 		return err
@@ -433,6 +443,56 @@ func (a *Agent) httpServer(addr string) (*http.Server, net.Listener, error) {
 	}
 	a.log.Info("serving /metrics, /healthz and /readyz", "listen", ln.Addr().String())
 	return &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln, nil
+}
+
+// webhookHandler serves POST /v1/refresh: a store's change notification
+// enqueues that key at once ("use webhooks instead of polling").
+func (a *Agent) webhookHandler(wh v1alpha1.WebhookSettings) (http.Handler, error) {
+	if wh.Token == nil {
+		return nil, errors.New("agent.watch.webhook.enabled needs agent.watch.webhook.token")
+	}
+	token, err := readValueSource(*wh.Token)
+	if err != nil {
+		return nil, fmt.Errorf("agent.watch.webhook.token: %w", err)
+	}
+	return sources.NewWebhookHandler(token, func(store, key string) bool {
+		if _, ok := a.model.Store(store); !ok {
+			return false
+		}
+		n := 0
+		for _, k := range a.model.KeysOfStore(store) {
+			if k.Key == key {
+				a.fetchCtl.Enqueue(k)
+				n++
+			}
+		}
+		a.log.Info("webhook refresh", "store", store, "key", key, "enqueued", n)
+		return true
+	}, a.log.WithName("webhook"))
+}
+
+// readValueSource reads a fromEnv/fromFile value (one trailing newline trimmed).
+func readValueSource(vs v1alpha1.ValueSource) (string, error) {
+	var v string
+	switch {
+	case vs.FromEnv != "":
+		v = os.Getenv(vs.FromEnv)
+		if v == "" {
+			return "", fmt.Errorf("environment variable %s is not set", vs.FromEnv)
+		}
+	case vs.FromFile != "":
+		b, err := os.ReadFile(vs.FromFile)
+		if err != nil {
+			return "", fmt.Errorf("read %s: %w", vs.FromFile, err)
+		}
+		v = strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+		if v == "" {
+			return "", fmt.Errorf("%s is empty", vs.FromFile)
+		}
+	default:
+		return "", errors.New("set fromEnv or fromFile")
+	}
+	return v, nil
 }
 
 func (a *Agent) closeClients() {

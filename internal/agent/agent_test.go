@@ -1,0 +1,194 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/go-logr/logr/funcr"
+	"golang.org/x/sys/unix"
+
+	"github.com/dso-dev/dso/internal/config"
+	"github.com/dso-dev/dso/internal/docker"
+	"github.com/dso-dev/dso/internal/docker/fake"
+)
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+// TestAgentWiring runs the whole agent in-process on the fake engine and a
+// file store: initial convergence, a webhook-triggered rotation after the
+// secret changes, and a config reload that drops the binding.
+func TestAgentWiring(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the agent mounts a tmpfs for secret files: needs root")
+	}
+	dir := t.TempDir()
+	secrets := filepath.Join(dir, "store")
+	if err := os.MkdirAll(secrets, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	write := func(v string) {
+		if err := os.WriteFile(filepath.Join(secrets, "api_key"), []byte(v), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("v1")
+	t.Setenv("DSO_TEST_WEBHOOK_TOKEN", "hook-token-123")
+	metricsAddr, hookAddr := freePort(t), freePort(t)
+	cfgPath := filepath.Join(dir, "dso.yaml")
+	cfg := fmt.Sprintf(`agent:
+  metrics: {listen: "%s"}
+  delivery: {dir: "%s/secrets"}
+  watch:
+    debounce_window: 100ms
+    webhook: {enabled: true, listen: "%s", token: {fromEnv: DSO_TEST_WEBHOOK_TOKEN}}
+  rotation: {timeout: 5s}
+logging: {file: "%s/agent.log"}
+state: {dir: "%s/state"}
+bindings: {dirs: ["%s/bindings.d"]}
+---
+apiVersion: dso.dev/v1alpha1
+kind: SecretStore
+metadata: {name: files}
+spec:
+  file: {dir: "%s"}
+---
+apiVersion: dso.dev/v1alpha1
+kind: SecretBinding
+metadata: {name: api}
+spec:
+  storeRef: {name: files}
+  target: {selector: {containers: [api]}}
+  data:
+  - remoteRef: {key: api_key}
+    env: API_KEY
+`, metricsAddr, dir, hookAddr, dir, dir, dir, secrets)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(filepath.Join(dir, "secrets"), unix.MNT_DETACH) })
+	b, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	eng := fake.New()
+	eng.Add("api", container.Config{Image: "sha256:app", Healthcheck: &container.HealthConfig{Test: []string{"CMD", "/probe"}}}, container.HostConfig{}, true)
+	var logMu sync.Mutex
+	var logs bytes.Buffer
+	log := funcr.New(func(_, args string) { logMu.Lock(); logs.WriteString(args + "\n"); logMu.Unlock() }, funcr.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, Options{ConfigPath: cfgPath, Bundle: b, Log: log, Engine: eng, Ready: ready}) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("agent: %v", err)
+		}
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("agent exited: %v", err)
+	case <-time.After(15 * time.Second):
+		t.Fatal("agent not ready")
+	}
+	resp, err := http.Get("http://" + metricsAddr + "/readyz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("readyz: %v %v", resp, err)
+	}
+	resp.Body.Close()
+
+	hashOf := func() string {
+		c := eng.ByName("api")
+		if c == nil {
+			return ""
+		}
+		return c.Config.Labels[docker.LabelSecretHash]
+	}
+	waitFor(t, "initial convergence", func() bool { return hashOf() != "" })
+	first := hashOf()
+	if c := eng.ByName("api"); !strings.Contains(strings.Join(c.Config.Env, ","), "API_KEY=v1") {
+		t.Fatalf("env not delivered: %v", c.Config.Env)
+	}
+
+	// The file store has no change notification: the webhook says "now".
+	write("v2")
+	req, _ := http.NewRequest(http.MethodPost, "http://"+hookAddr+"/v1/refresh", strings.NewReader(`{"store":"files","key":"api_key"}`))
+	req.Header.Set("Authorization", "Bearer hook-token-123")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("webhook: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	waitFor(t, "rotation after webhook", func() bool { h := hashOf(); return h != "" && h != first })
+
+	// Metrics are served and were set by the rotation.
+	resp, err = http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`dso_rotations_total{result="succeeded",strategy="rolling"} 2`, "workqueue_adds_total{name=\"containerswap\"}"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+
+	// Reload with the binding removed: nothing more happens to the container.
+	if err := os.WriteFile(cfgPath, []byte(cfg[:strings.Index(cfg, "---\napiVersion: dso.dev/v1alpha1\nkind: SecretBinding")]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "reload", func() bool { logMu.Lock(); defer logMu.Unlock(); return strings.Contains(logs.String(), "configuration reloaded") })
+	eng.ResetActions()
+	write("v3")
+	req2, _ := http.NewRequest(http.MethodPost, "http://"+hookAddr+"/v1/refresh", strings.NewReader(`{"store":"files","key":"api_key"}`))
+	req2.Header.Set("Authorization", "Bearer hook-token-123")
+	if resp, err = http.DefaultClient.Do(req2); err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("second webhook: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	time.Sleep(500 * time.Millisecond)
+	if got := eng.ActionStrings(); len(got) != 0 {
+		t.Errorf("after removing the binding the container was still touched: %v", got)
+	}
+	logMu.Lock()
+	defer logMu.Unlock()
+	for _, v := range []string{"v1\"", "v2\"", "hook-token-123"} {
+		if strings.Contains(logs.String(), v) {
+			t.Errorf("logs contain %q", v)
+		}
+	}
+}
