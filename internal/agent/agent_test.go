@@ -171,7 +171,11 @@ spec:
 	if err := os.WriteFile(cfgPath, []byte(cfg[:strings.Index(cfg, "---\napiVersion: dso.dev/v1alpha1\nkind: SecretBinding")]), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "reload", func() bool { logMu.Lock(); defer logMu.Unlock(); return strings.Contains(logs.String(), "configuration reloaded") })
+	waitFor(t, "reload", func() bool {
+		logMu.Lock()
+		defer logMu.Unlock()
+		return strings.Contains(logs.String(), "configuration reloaded")
+	})
 	eng.ResetActions()
 	write("v3")
 	req2, _ := http.NewRequest(http.MethodPost, "http://"+hookAddr+"/v1/refresh", strings.NewReader(`{"store":"files","key":"api_key"}`))
