@@ -47,7 +47,10 @@ func main() {
 			os.Exit(1)
 		}
 	default:
-		os.Stdout.Write(buf.Bytes())
+		if _, err := os.Stdout.Write(buf.Bytes()); err != nil {
+			fmt.Fprintf(os.Stderr, "gendocs: writing to stdout: %v\n", err)
+			os.Exit(1)
+		}
 	}
 }
 

@@ -4,6 +4,7 @@
 package cli
 
 import (
+	"fmt"
 	"io"
 	"os"
 )
@@ -17,3 +18,12 @@ type Streams struct {
 
 // StdStreams returns the process's standard streams.
 func StdStreams() Streams { return Streams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr} }
+
+// note writes a diagnostic (a warning, a prompt, the final "Error: ..." line)
+// to w. It is best effort by design: when the stream for diagnostics itself
+// fails there is nowhere left to report that, and failing a command over it
+// would hide the outcome the user asked for. Output that is the command's
+// result (listings, confirmations, data) is written with its error checked.
+func note(w io.Writer, format string, args ...any) {
+	_, _ = fmt.Fprintf(w, format, args...)
+}

@@ -85,11 +85,13 @@ func editConfig(s Streams, path string, force bool) error {
 	installed := false
 	defer func() {
 		if !installed {
-			os.Remove(tmpPath)
+			// Best effort: the copy is a dot file the watchers ignore,
+			// and the error worth reporting is the one being returned.
+			_ = os.Remove(tmpPath)
 		}
 	}()
 	if _, err := tmp.Write(orig); err != nil {
-		tmp.Close()
+		_ = tmp.Close() // the write error is the one to report
 		return fmt.Errorf("writing temporary copy %s: %w", tmpPath, err)
 	}
 	if err := tmp.Close(); err != nil {
@@ -107,8 +109,8 @@ func editConfig(s Streams, path string, force bool) error {
 			return fmt.Errorf("reading the edited copy %s: %w", tmpPath, err)
 		}
 		if bytes.Equal(edited, orig) {
-			fmt.Fprintln(s.Out, "no changes")
-			return nil
+			_, err := fmt.Fprintln(s.Out, "no changes")
+			return err
 		}
 		_, lerr := config.Load(tmpPath)
 		if lerr == nil {
@@ -116,17 +118,17 @@ func editConfig(s Streams, path string, force bool) error {
 		}
 		errs := configErrors(lerr)
 		if errs == nil {
-			fmt.Fprintf(s.Err, "%s: %v\n", real, lerr)
+			note(s.Err, "%s: %v\n", real, lerr)
 		}
 		writeConfigErrors(s.Err, errs, map[string]string{tmpPath: real})
 		if force {
-			fmt.Fprintf(s.Err, "warning: installing an invalid configuration because of --force\n")
+			note(s.Err, "warning: installing an invalid configuration because of --force\n")
 			break
 		}
 		if !interactive {
 			return fmt.Errorf("the edited configuration is invalid; %s was left unchanged (fix the errors above, or use --force to install it anyway)", real)
 		}
-		fmt.Fprint(s.Out, "re-edit? [Y/n] ")
+		note(s.Out, "re-edit? [Y/n] ")
 		line, rerr := answers.ReadString('\n')
 		if a := strings.ToLower(strings.TrimSpace(line)); a == "n" || a == "no" || (rerr != nil && a == "") {
 			return fmt.Errorf("the edited configuration is invalid; %s was left unchanged", real)
@@ -141,8 +143,8 @@ func editConfig(s Streams, path string, force bool) error {
 		return fmt.Errorf("installing the edited config as %s: %w (the previous version is in %s)", real, err, backup)
 	}
 	installed = true
-	fmt.Fprintf(s.Out, "%s updated (previous version kept as %s)\n", real, backup)
-	return nil
+	_, err = fmt.Fprintf(s.Out, "%s updated (previous version kept as %s)\n", real, backup)
+	return err
 }
 
 // editorCommand returns the editor argv: $VISUAL, else $EDITOR, else vi.
@@ -275,12 +277,14 @@ func writeFileAtomic(path string, data []byte, prev fs.FileInfo) error {
 	if err := f.Close(); werr == nil {
 		werr = err
 	}
+	// Removing the temporary file is best effort: the error returned is
+	// the one that says what went wrong.
 	if werr != nil {
-		os.Remove(tmp)
+		_ = os.Remove(tmp)
 		return werr
 	}
 	if err := installFile(tmp, path, prev); err != nil {
-		os.Remove(tmp)
+		_ = os.Remove(tmp)
 		return err
 	}
 	return nil
@@ -312,6 +316,9 @@ func syncDir(dir string) error {
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	return d.Sync()
+	serr := d.Sync()
+	if err := d.Close(); serr == nil {
+		serr = err
+	}
+	return serr
 }

@@ -36,7 +36,7 @@ configuration; show prints those references and never resolves them.`,
 			if err != nil {
 				if errs := configErrors(err); errs != nil {
 					for _, e := range errs {
-						fmt.Fprintln(s.Err, e.Error())
+						note(s.Err, "%s\n", e.Error())
 					}
 					return fmt.Errorf("the configuration has %s: run 'config validate' after fixing them", plural(len(errs), "error"))
 				}

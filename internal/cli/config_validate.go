@@ -56,9 +56,9 @@ The exit code is 0 when the configuration is valid and 1 otherwise.`,
 				writeConfigErrors(s.Err, errs, nil)
 				return fmt.Errorf("configuration is invalid: %s", plural(len(errs), "error"))
 			}
-			fmt.Fprintf(s.Out, "configuration is valid: %s, %s (%s)\n",
+			_, err = fmt.Fprintf(s.Out, "configuration is valid: %s, %s (%s)\n",
 				plural(len(b.Stores), "store"), plural(len(b.Bindings), "binding"), strings.Join(bundleFiles(b, files), ", "))
-			return nil
+			return err
 		},
 	}
 	cmd.Flags().StringArrayVarP(&files, "file", "f", nil, "file to check instead of the resolved config file (repeatable)")
@@ -74,7 +74,7 @@ func writeConfigErrors(w io.Writer, errs []*config.Error, rename map[string]stri
 		if n, ok := rename[c.File]; ok {
 			c.File = n
 		}
-		fmt.Fprintln(w, c.Error())
+		note(w, "%s\n", c.Error())
 	}
 }
 

@@ -33,17 +33,17 @@ unless --force is given.`,
 					return err
 				}
 				if len(t.Skipped) > 0 {
-					fmt.Fprintf(s.Err, "Note: using %s (%s); pass --path to create one of those instead.\n", t.From, strings.Join(t.Skipped, ", "))
+					note(s.Err, "Note: using %s (%s); pass --path to create one of those instead.\n", t.From, strings.Join(t.Skipped, ", "))
 				}
 			}
 			st, err := local.Init(t.Path, t.KeyFile, force, local.WithName(t.Name))
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(s.Out, "Created an empty local store:\n  store:    %s\n  key file: %s (back it up: without it the secrets cannot be decrypted)\n  lock:     %s\n",
+			_, err = fmt.Fprintf(s.Out, "Created an empty local store:\n  store:    %s\n  key file: %s (back it up: without it the secrets cannot be decrypted)\n  lock:     %s\n"+
+				"Add a secret with: printf '%%s' \"$VALUE\" | dso secret set myapp/db_password\n",
 				st.Path(), st.KeyFile(), st.LockFile())
-			fmt.Fprintf(s.Out, "Add a secret with: printf '%%s' \"$VALUE\" | dso secret set myapp/db_password\n")
-			return nil
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&path, "path", "", "store file to create (default: the config's local store, else ~/.dso/vault.enc)")

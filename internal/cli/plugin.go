@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"path/filepath"
 	"strings"
 
@@ -117,7 +116,7 @@ func Main(argv []string, s Streams, getenv func(string) string) int {
 		enc := json.NewEncoder(s.Out)
 		enc.SetIndent("", "     ")
 		if err := enc.Encode(Metadata()); err != nil {
-			fmt.Fprintf(s.Err, "Error: writing plugin metadata: %v\n", err)
+			note(s.Err, "Error: writing plugin metadata: %v\n", err)
 			return 1
 		}
 		return 0
@@ -128,7 +127,7 @@ func Main(argv []string, s Streams, getenv func(string) string) int {
 	}
 	root.SetArgs(inv.args)
 	if err := root.ExecuteContext(context.Background()); err != nil {
-		fmt.Fprintf(s.Err, "Error: %v\n", err)
+		note(s.Err, "Error: %v\n", err)
 		return 1
 	}
 	return 0

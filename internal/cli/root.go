@@ -41,7 +41,10 @@ rotates those containers safely when a secret changes.`,
 		"config file; when unset the first that exists of $DSO_CONFIG, /etc/dso/dso.yaml, ~/.dso/dso.yaml, ./dso.yaml")
 	// A mistyped flag is the one error where pointing at --help is worth it.
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return fmt.Errorf("%w\nSee '%s --help'.", err, c.CommandPath())
+		// The hint on its own line is docker CLI's wording. This error is
+		// only ever printed as the final "Error: ..." line, never wrapped
+		// into another message, which is what ST1005 protects against.
+		return fmt.Errorf("%w\nSee '%s --help'.", err, c.CommandPath()) //nolint:staticcheck // ST1005: terminal, user-facing two-line message
 	})
 
 	// ---- The command list: one line per top-level command. ----

@@ -39,8 +39,8 @@ instead; an existing file is replaced only with --force.`,
 			if err := writePrivateFile(output, e.Value, force); err != nil {
 				return err
 			}
-			fmt.Fprintf(s.Out, "wrote %q (version %d, %d bytes) to %s\n", e.Key, e.Version, len(e.Value), output)
-			return nil
+			_, err = fmt.Fprintf(s.Out, "wrote %q (version %d, %d bytes) to %s\n", e.Key, e.Version, len(e.Value), output)
+			return err
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write the value to this file (created with mode 0600) instead of stdout")
@@ -63,8 +63,10 @@ func writePrivateFile(path string, data []byte, force bool) error {
 			return fmt.Errorf("create %s: %w", path, err)
 		}
 		if _, err := f.Write(data); err != nil {
-			f.Close()
-			os.Remove(path)
+			// Best effort: a partly written secret file must not stay,
+			// and the write error is the one to report.
+			_ = f.Close()
+			_ = os.Remove(path)
 			return fmt.Errorf("write %s: %w", path, err)
 		}
 		return f.Close()
@@ -73,13 +75,15 @@ func writePrivateFile(path string, data []byte, force bool) error {
 	if err != nil {
 		return fmt.Errorf("create a temporary file beside %s: %w", path, err)
 	}
-	defer os.Remove(tmp.Name()) // no-op after a successful rename
+	// No-op after a successful rename; on failure the error returned below
+	// is the one to report, so the removal is best effort.
+	defer func() { _ = os.Remove(tmp.Name()) }()
 	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
+		_ = tmp.Close()
 		return fmt.Errorf("chmod %s: %w", tmp.Name(), err)
 	}
 	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
+		_ = tmp.Close()
 		return fmt.Errorf("write %s: %w", tmp.Name(), err)
 	}
 	if err := tmp.Close(); err != nil {

@@ -35,14 +35,20 @@ was last set. Values are never listed.`,
 			}
 			if !long {
 				for _, e := range entries {
-					fmt.Fprintln(s.Out, e.Key)
+					if _, err := fmt.Fprintln(s.Out, e.Key); err != nil {
+						return err
+					}
 				}
 				return nil
 			}
 			tw := tabwriter.NewWriter(s.Out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "KEY\tVERSION\tUPDATED")
+			if _, err := fmt.Fprintln(tw, "KEY\tVERSION\tUPDATED"); err != nil {
+				return err
+			}
 			for _, e := range entries {
-				fmt.Fprintf(tw, "%s\t%d\t%s\n", e.Key, e.Version, e.Updated.UTC().Format(time.RFC3339))
+				if _, err := fmt.Fprintf(tw, "%s\t%d\t%s\n", e.Key, e.Version, e.Updated.UTC().Format(time.RFC3339)); err != nil {
+					return err
+				}
 			}
 			return tw.Flush()
 		},

@@ -21,8 +21,8 @@ func newSecretRmCommand(s Streams) *cobra.Command {
 			if err := st.Delete(args[0]); err != nil {
 				return err
 			}
-			fmt.Fprintf(s.Out, "removed %q from %s\n", args[0], st.Path())
-			return nil
+			_, err = fmt.Fprintf(s.Out, "removed %q from %s\n", args[0], st.Path())
+			return err
 		},
 	}
 }

@@ -58,8 +58,8 @@ from the command line.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(s.Out, "set %q (version %d, %d bytes) in %s\n", key, e.Version, len(value), st.Path())
-			return nil
+			_, err = fmt.Fprintf(s.Out, "set %q (version %d, %d bytes) in %s\n", key, e.Version, len(value), st.Path())
+			return err
 		},
 	}
 }
@@ -85,15 +85,15 @@ func readSecretValue(s Streams, key string) ([]byte, error) {
 }
 
 func promptSecretValue(s Streams, fd int, key string) ([]byte, error) {
-	fmt.Fprintf(s.Err, "Value for %s: ", key)
+	note(s.Err, "Value for %s: ", key)
 	first, err := term.ReadPassword(fd)
-	fmt.Fprintln(s.Err)
+	note(s.Err, "\n")
 	if err != nil {
 		return nil, fmt.Errorf("read the value from the terminal: %w", err)
 	}
-	fmt.Fprintf(s.Err, "Repeat the value: ")
+	note(s.Err, "Repeat the value: ")
 	second, err := term.ReadPassword(fd)
-	fmt.Fprintln(s.Err)
+	note(s.Err, "\n")
 	defer clear(second)
 	if err != nil {
 		clear(first)

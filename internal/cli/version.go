@@ -26,11 +26,18 @@ func newVersionCommand(s Streams) *cobra.Command {
 				return enc.Encode(info)
 			}
 			w := tabwriter.NewWriter(s.Out, 0, 0, 1, ' ', 0)
-			fmt.Fprintf(w, "Version:\t%s\n", info.Version)
-			fmt.Fprintf(w, "Git commit:\t%s\n", info.Commit)
-			fmt.Fprintf(w, "Built:\t%s\n", info.BuildDate)
-			fmt.Fprintf(w, "Go version:\t%s\n", info.GoVersion)
-			fmt.Fprintf(w, "OS/Arch:\t%s\n", info.Platform)
+			rows := [][2]string{
+				{"Version", info.Version},
+				{"Git commit", info.Commit},
+				{"Built", info.BuildDate},
+				{"Go version", info.GoVersion},
+				{"OS/Arch", info.Platform},
+			}
+			for _, r := range rows {
+				if _, err := fmt.Fprintf(w, "%s:\t%s\n", r[0], r[1]); err != nil {
+					return err
+				}
+			}
 			return w.Flush()
 		},
 	}
