@@ -10,6 +10,8 @@ type AgentConfigSpec struct {
 	Logging  LoggingSettings  `json:"logging,omitempty"`
 	State    StateSettings    `json:"state,omitempty"`
 	Bindings BindingsSettings `json:"bindings,omitempty"`
+	// Notifications are outbound webhooks told about rotations and recovery.
+	Notifications []NotificationSink `json:"notifications,omitempty"`
 }
 
 // AgentSettings are the agent's tunables.

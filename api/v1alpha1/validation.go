@@ -143,6 +143,7 @@ func (c *AgentConfig) Validate() field.ErrorList {
 		}
 		seen[path.Clean(d)] = i
 	}
+	errs = append(errs, validateNotifications(sp.Child("notifications"), c.Spec.Notifications)...)
 	return errs
 }
 
