@@ -86,6 +86,7 @@ func (l *latency) snapshot() LatencyStats {
 	s := slices.Clone(l.ring[:l.n])
 	slices.Sort(s)
 	return LatencyStats{
+		//nolint:gosec // G115: count would need 2^63 provider calls to overflow int64
 		Count: l.count, Min: l.min, Max: l.max, Avg: l.sum / time.Duration(l.count),
 		P50: rank(s, 0.50), P99: rank(s, 0.99),
 	}

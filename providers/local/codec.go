@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"time"
@@ -50,16 +52,26 @@ func encode(c *container) []byte {
 	for _, k := range keys {
 		e := c.Entries[k]
 		b = appendBytes(b, []byte(k))
-		b = binary.AppendUvarint(b, uint64(e.Version))
+		b = appendVersion(b, e.Version)
 		b = binary.AppendVarint(b, e.Updated.UnixNano())
 		b = appendBytes(b, e.Value)
 	}
 	b = binary.AppendUvarint(b, uint64(len(dead)))
 	for _, k := range dead {
 		b = appendBytes(b, []byte(k))
-		b = binary.AppendUvarint(b, uint64(c.Deleted[k]))
+		b = appendVersion(b, c.Deleted[k])
 	}
 	return b
+}
+
+// appendVersion writes a version number. Versions start at 1 and only grow,
+// so a negative one is a bug in this package, never input: failing loudly
+// beats writing a store that decodes to a different version.
+func appendVersion(b []byte, v int64) []byte {
+	if v < 0 {
+		panic(fmt.Sprintf("local store: negative version %d", v))
+	}
+	return binary.AppendUvarint(b, uint64(v))
 }
 
 func appendBytes(b, v []byte) []byte {
@@ -99,6 +111,17 @@ func (d *decoder) varint() int64 {
 	return v
 }
 
+// version reads a version number. encode never writes one above
+// math.MaxInt64, so a larger value means the content is malformed.
+func (d *decoder) version() int64 {
+	v := d.uvarint()
+	if v > math.MaxInt64 {
+		d.err = errCorrupt
+		return 0
+	}
+	return int64(v)
+}
+
 // bytes returns a copy: the plaintext buffer is zeroed after decoding.
 func (d *decoder) bytes() []byte {
 	n := d.uvarint()
@@ -134,7 +157,7 @@ func (d *decoder) count() int {
 		d.err = errCorrupt
 		return 0
 	}
-	return int(n)
+	return int(n) //nolint:gosec // G115: n <= len(d.b), which is an int
 }
 
 func (d *decoder) skip() {
@@ -183,7 +206,7 @@ func find(plain []byte, key string) (e *entry, found bool, err error) {
 			d.skip()
 			continue
 		}
-		e := &entry{Version: int64(d.uvarint())}
+		e := &entry{Version: d.version()}
 		e.Updated = time.Unix(0, d.varint()).UTC()
 		e.Value = d.bytes()
 		if d.err != nil {
@@ -203,7 +226,7 @@ func decode(plain []byte) (*container, error) {
 	c := &container{Entries: make(map[string]*entry, n)}
 	for i := 0; i < n && d.err == nil; i++ {
 		k := d.string()
-		e := &entry{Version: int64(d.uvarint())}
+		e := &entry{Version: d.version()}
 		e.Updated = time.Unix(0, d.varint()).UTC()
 		e.Value = d.bytes()
 		c.Entries[k] = e
@@ -212,7 +235,7 @@ func decode(plain []byte) (*container, error) {
 		c.Deleted = make(map[string]int64, m)
 		for i := 0; i < m && d.err == nil; i++ {
 			k := d.string()
-			c.Deleted[k] = int64(d.uvarint())
+			c.Deleted[k] = d.version()
 		}
 	}
 	if d.err == nil && len(d.b) != 0 {

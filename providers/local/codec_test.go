@@ -2,7 +2,9 @@ package local
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 )
@@ -47,6 +49,9 @@ func TestCodecRoundTrip(t *testing.T) {
 	}
 }
 
+// overInt64 is the uvarint of 1<<63, one past the largest version.
+var overInt64 = binary.AppendUvarint(nil, 1<<63)
+
 func TestCodecRejectsDamage(t *testing.T) {
 	good := encode(&container{Entries: map[string]*entry{"k": {Value: []byte("value"), Version: 1, Updated: time.Unix(1, 0)}}})
 	tests := []struct {
@@ -59,6 +64,9 @@ func TestCodecRejectsDamage(t *testing.T) {
 		{"newer format", []byte(formatPrefix + "2\n\x00\x00"), errNewerFormat},
 		{"trailing bytes", append(bytes.Clone(good), 0), errCorrupt},
 		{"huge count", []byte(FormatV1 + "\n\xff\xff\xff\xff\x0f"), errCorrupt},
+		// 1<<63 would turn into a negative version if it were accepted.
+		{"entry version past MaxInt64", slices.Concat([]byte(FormatV1+"\n\x01\x01k"), overInt64, []byte{0x00, 0x00, 0x00}), errCorrupt},
+		{"tombstone version past MaxInt64", slices.Concat([]byte(FormatV1+"\n\x00\x01\x01d"), overInt64), errCorrupt},
 	}
 	for i := len(FormatV1) + 1; i < len(good); i++ {
 		tests = append(tests, struct {
@@ -71,6 +79,10 @@ func TestCodecRejectsDamage(t *testing.T) {
 		if _, err := decode(tt.plain); !errors.Is(err, tt.want) {
 			t.Errorf("%s (%d bytes): err = %v, want %v", tt.name, len(tt.plain), err, tt.want)
 		}
+	}
+	// The read path of Get rejects the same out-of-range version.
+	if _, _, err := find(slices.Concat([]byte(FormatV1+"\n\x01\x01k"), overInt64, []byte{0x00, 0x00}), "k"); !errors.Is(err, errCorrupt) {
+		t.Errorf("find with a version past MaxInt64: err = %v, want %v", err, errCorrupt)
 	}
 }
 

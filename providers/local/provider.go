@@ -100,13 +100,14 @@ func (c *Client) Watch(ctx context.Context) (<-chan struct{}, error) {
 	}
 	target := filepath.Clean(c.store.path)
 	if err := w.Add(filepath.Dir(target)); err != nil {
-		w.Close()
+		_ = w.Close() // the Add error is the one to report
 		return nil, providers.Wrap(providers.KindInvalidConfig, c.store.name, "", err, "cannot watch directory "+filepath.Dir(target))
 	}
 	out := make(chan struct{}, 1)
 	go func() {
 		defer close(out)
-		defer w.Close()
+		// Nobody is left to hear about a failed close once ctx has ended.
+		defer func() { _ = w.Close() }()
 		for {
 			select {
 			case <-ctx.Done():

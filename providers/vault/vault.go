@@ -157,7 +157,6 @@ func newClient(s *settings) (*Client, error) {
 	}
 
 	cl := &Client{s: s, api: c, renewNotify: make(chan struct{}, 1)}
-	cl.bg, cl.stop = context.WithCancel(context.Background())
 	if s.tokenSrc != nil {
 		tok, err := resolveValue(s.store, "spec.vault.auth.token", *s.tokenSrc)
 		if err != nil {
@@ -174,6 +173,9 @@ func newClient(s *settings) (*Client, error) {
 			return nil, err
 		}
 	}
+	// Created last so that no early return above leaves a context that
+	// nothing will ever cancel; Close cancels it.
+	cl.bg, cl.stop = context.WithCancel(context.Background()) //nolint:gosec // G118: Close calls cl.stop
 	return cl, nil
 }
 
@@ -343,7 +345,9 @@ func (c *Client) send(ctx context.Context, key, method, path string, params url.
 	if resp == nil {
 		return 0, nil, c.transportError(ctx, key, err)
 	}
-	defer resp.Body.Close()
+	// The body is read to the end (or to the limit) below; a close error
+	// after that cannot change the answer.
+	defer func() { _ = resp.Body.Close() }()
 	b, rerr := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
 	if rerr != nil {
 		return 0, nil, c.transportError(ctx, key, rerr)

@@ -70,7 +70,7 @@ func readFile(store, field, path string) ([]byte, error) {
 		return nil, &providers.Error{Kind: providers.KindInvalidConfig, Store: store,
 			Msg: fmt.Sprintf("%s.fromFile: cannot read the credential file", field), Err: err}
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read-only: a close error cannot lose data
 	buf, err := io.ReadAll(io.LimitReader(f, maxCredentialSize+1))
 	if err != nil {
 		return nil, &providers.Error{Kind: providers.KindInvalidConfig, Store: store,
