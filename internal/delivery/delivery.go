@@ -21,6 +21,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -63,7 +64,9 @@ func New(root string) *Writer { return &Writer{Root: root, now: time.Now} }
 // on a tmpfs. It refuses to deliver onto a disk-backed directory, because
 // plaintext would then reach the disk.
 func (w *Writer) EnsureTmpfs() (mounted bool, err error) {
-	if err := os.MkdirAll(w.Root, 0o755); err != nil {
+	// 0755 like the tmpfs mounted below: the parents (/run/dso) also hold
+	// the API socket, which the dso group must reach.
+	if err := os.MkdirAll(w.Root, 0o755); err != nil { //nolint:gosec // G301: see above
 		return false, fmt.Errorf("create secrets dir %s: %w", w.Root, err)
 	}
 	ok, err := IsTmpfs(w.Root)
@@ -140,8 +143,13 @@ func (w *Writer) Write(target, set string, files []File) ([]Mount, bool, error) 
 }
 
 // writeDir makes dir hold exactly files, atomically.
+//
+// dir and its data directories are 0755 on purpose: dir is bind-mounted as
+// the container's secrets directory, and the container's user (any uid)
+// must be able to list and traverse it. Each file's own mode and owner are
+// what keep its content private.
 func (w *Writer) writeDir(dir string, files []File) (bool, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o755); err != nil { //nolint:gosec // G301: the container's user must traverse it (see above)
 		return false, fmt.Errorf("create %s: %w", dir, err)
 	}
 	if same(dir, files) {
@@ -149,7 +157,7 @@ func (w *Writer) writeDir(dir string, files []File) (bool, error) {
 	}
 	ts := "..dso_" + strconv.FormatInt(w.now().UnixNano(), 10)
 	tsDir := filepath.Join(dir, ts)
-	if err := os.Mkdir(tsDir, 0o755); err != nil {
+	if err := os.Mkdir(tsDir, 0o755); err != nil { //nolint:gosec // G301: the container's user must traverse it (see above)
 		return false, fmt.Errorf("create %s: %w", tsDir, err)
 	}
 	for _, f := range files {
@@ -293,22 +301,40 @@ func (w *Writer) RemoveSets(target string, keep ...string) error {
 }
 
 // zeroAndRemove overwrites regular files under p with zeros, then removes p.
-// On tmpfs this is the closest thing to wiping the pages.
+// On tmpfs this is the closest thing to wiping the pages. It is best effort:
+// what cannot be read or opened is skipped, and RemoveAll still removes it.
+//
+// The walk goes through an os.Root on p's parent, so that an entry swapped
+// for a symlink between the walk and the open cannot make the agent (root)
+// zero a file outside that directory.
 func zeroAndRemove(p string) {
-	_ = filepath.WalkDir(p, func(fp string, d os.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
-			return nil
-		}
-		if st, err := os.Stat(fp); err == nil && st.Size() > 0 {
-			_ = os.Chmod(fp, 0o600)
-			if f, err := os.OpenFile(fp, os.O_WRONLY, 0); err == nil {
-				_, _ = f.Write(make([]byte, st.Size()))
-				_ = f.Close()
+	if r, err := os.OpenRoot(filepath.Dir(p)); err == nil {
+		_ = fs.WalkDir(r.FS(), filepath.Base(p), func(name string, d fs.DirEntry, err error) error {
+			if err == nil && d.Type().IsRegular() {
+				zeroFile(r, name)
 			}
-		}
-		return nil
-	})
+			return nil
+		})
+		_ = r.Close()
+	}
 	_ = os.RemoveAll(p)
+}
+
+// zeroFile overwrites the regular file name (relative to r) with zeros.
+func zeroFile(r *os.Root, name string) {
+	st, err := r.Lstat(name)
+	if err != nil || !st.Mode().IsRegular() || st.Size() == 0 {
+		return
+	}
+	// Delivered files are 0400: make the file writable for an agent that
+	// is not root. The mode no longer matters, the file is removed next.
+	_ = r.Chmod(name, 0o600)
+	f, err := r.OpenFile(name, os.O_WRONLY, 0)
+	if err != nil {
+		return
+	}
+	_, _ = f.Write(make([]byte, st.Size()))
+	_ = f.Close()
 }
 
 func zero(b []byte) {

@@ -172,3 +172,42 @@ func TestEnsureTmpfs(t *testing.T) {
 		t.Fatalf("second EnsureTmpfs: mounted=%v err=%v, want no-op", again, err)
 	}
 }
+
+// RemoveSets wipes a removed set's file content before unlinking it (a
+// reader that still holds the file open sees zeros), and never follows a
+// symlink out of the set.
+func TestRemoveSetsZeroesContentAndStaysInside(t *testing.T) {
+	w := New(t.TempDir())
+	outside := filepath.Join(t.TempDir(), "outside")
+	if err := os.WriteFile(outside, []byte("not ours"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	secret := []byte("s3cret-value")
+	mounts, _, err := w.Write("web-1", "old", []File{{Path: "/run/secrets/db", Value: secret, UID: -1, GID: -1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(mounts[0].Source, "planted")); err != nil {
+		t.Fatal(err)
+	}
+	held, err := os.Open(filepath.Join(mounts[0].Source, "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+
+	if err := w.RemoveSets("web-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(mounts[0].Source); !os.IsNotExist(err) {
+		t.Errorf("set directory %s still exists: %v", mounts[0].Source, err)
+	}
+	got := make([]byte, 64)
+	n, _ := held.ReadAt(got, 0)
+	if want := make([]byte, len(secret)); string(got[:n]) != string(want) {
+		t.Errorf("held file reads %q after removal, want %d zero bytes", got[:n], len(secret))
+	}
+	if b, err := os.ReadFile(outside); err != nil || string(b) != "not ours" {
+		t.Errorf("file outside the set = %q, %v; want it untouched", b, err)
+	}
+}
