@@ -250,7 +250,7 @@ func readLimited(p string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot read config file: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read-only: a close error cannot lose data
 	st, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("cannot read config file: %w", err)

@@ -1,6 +1,7 @@
 package docker
 
 import (
+	"errors"
 	"reflect"
 	"slices"
 	"testing"
@@ -134,7 +135,7 @@ func TestCandidateSpecPorts(t *testing.T) {
 func TestCandidateSpecSharedNamespace(t *testing.T) {
 	old := inspectFixture()
 	old.HostConfig.NetworkMode = "container:abc"
-	if _, err := CandidateSpec(old, CandidateOptions{}); err != ErrSharedNamespace {
+	if _, err := CandidateSpec(old, CandidateOptions{}); !errors.Is(err, ErrSharedNamespace) {
 		t.Fatalf("err = %v, want ErrSharedNamespace", err)
 	}
 }

@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
-	"github.com/docker/docker/errdefs"
 	"github.com/docker/docker/pkg/stdcopy"
 )
 
@@ -47,7 +47,9 @@ type Engine interface {
 }
 
 // IsNotFound reports whether err means the container (or network) is gone.
-func IsNotFound(err error) bool { return errdefs.IsNotFound(err) }
+// It is containerd's check, which Docker's deprecated errdefs.IsNotFound
+// only forwards to; it recognises the client's NotFound() errors.
+func IsNotFound(err error) bool { return cerrdefs.IsNotFound(err) }
 
 // Client is the Engine backed by the Docker Go client.
 type Client struct {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -204,5 +206,32 @@ func TestCandidateOnRealEngine(t *testing.T) {
 	}
 	if cand, err = d.Inspect(ctx, candID); err != nil || cand.HostConfig.RestartPolicy.Name != container.RestartPolicyUnlessStopped {
 		t.Errorf("restored restart policy = %v (err %v)", cand.HostConfig.RestartPolicy, err)
+	}
+}
+
+// IsNotFound must recognise what the real engine answers for a missing
+// container and network (the reconcilers treat that as "already gone"), and
+// nothing else.
+func TestIsNotFoundOnRealEngine(t *testing.T) {
+	raw, d := engineOrSkip(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, inspectErr := d.Inspect(ctx, "dso-no-such-container-0d6f1a")
+	_, netErr := raw.NetworkInspect(ctx, "dso-no-such-network-0d6f1a", network.InspectOptions{})
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"missing container", inspectErr, true},
+		{"missing container, wrapped", fmt.Errorf("inspect: %w", inspectErr), true},
+		{"missing network", netErr, true},
+		{"no error", nil, false},
+		{"other error", errors.New("no such container"), false},
+	}
+	for _, tt := range tests {
+		if got := IsNotFound(tt.err); got != tt.want {
+			t.Errorf("%s: IsNotFound(%v) = %v, want %v", tt.name, tt.err, got, tt.want)
+		}
 	}
 }

@@ -8,7 +8,7 @@ const (
 	// LabelManaged marks a container created by dso ("true").
 	LabelManaged = "dso.dev/managed"
 	// LabelSecretHash is the HMAC of the consumed values and delivery spec.
-	LabelSecretHash = "dso.dev/secret-hash"
+	LabelSecretHash = "dso.dev/secret-hash" //nolint:gosec // G101: a label name; its value is an HMAC, not a credential
 	// LabelReplaces is the full id of the container this candidate replaces.
 	LabelReplaces = "dso.dev/replaces"
 	// LabelTargetName is the name the candidate takes at cutover.

@@ -238,7 +238,7 @@ func (e *Engine) Inspect(_ context.Context, id string) (container.InspectRespons
 		st.Status = container.StateExited
 	}
 	if c.Health != "" {
-		st.Health = &container.Health{Status: container.HealthStatus(c.Health), Log: c.HealthLog}
+		st.Health = &container.Health{Status: c.Health, Log: c.HealthLog}
 	}
 	nets := map[string]*network.EndpointSettings{}
 	for n, ep := range c.Networks {
