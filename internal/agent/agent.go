@@ -14,12 +14,15 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
 	"github.com/go-logr/logr"
 
 	"github.com/dso-dev/dso/api/v1alpha1"
 	"github.com/dso-dev/dso/controllers"
 	"github.com/dso-dev/dso/controllers/sources"
+	"github.com/dso-dev/dso/internal/api"
 	"github.com/dso-dev/dso/internal/config"
+	"github.com/dso-dev/dso/internal/state"
 	"github.com/dso-dev/dso/internal/delivery"
 	"github.com/dso-dev/dso/internal/docker"
 	"github.com/dso-dev/dso/internal/metrics"
@@ -61,9 +64,15 @@ type Agent struct {
 	rec     *Recorder
 	started time.Time
 
-	mu      sync.Mutex
-	bundle  *config.Bundle
-	clients map[string]storeClient
+	mu         sync.Mutex
+	bundle     *config.Bundle // effective: config files + applied objects
+	fileBundle *config.Bundle // config file and bindings folders only
+	clients    map[string]storeClient
+	applyMu    sync.Mutex
+
+	state        *state.Store
+	dockerAPI    string
+	dockerEngine string
 
 	swap      *containerswap.Reconciler
 	fetch     *secretfetch.Reconciler
@@ -119,12 +128,20 @@ func newAgent(ctx context.Context, opts Options) (*Agent, error) {
 		a.engine = c
 	}
 	vctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	api, engineVersion, err := a.engine.Version(vctx)
+	apiVersion, engineVersion, err := a.engine.Version(vctx)
 	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("docker engine not reachable (is dockerd running and may this user use its socket?): %w", err)
 	}
-	a.log.Info("agent starting", "version", version.Get().Version, "config", b.Path, "docker_api", api, "docker_engine", engineVersion, "pid", os.Getpid())
+	a.dockerAPI, a.dockerEngine = apiVersion, engineVersion
+	a.log.Info("agent starting", "version", version.Get().Version, "config", b.Path, "docker_api", apiVersion, "docker_engine", engineVersion, "pid", os.Getpid())
+	a.state, err = state.Open(spec.State.Dir, state.Options{})
+	if err != nil {
+		return nil, err
+	}
+	if n, err := a.state.Prune(); err == nil && n > 0 {
+		a.log.Info("pruned old history from the state store", "removed", n)
+	}
 
 	a.files = delivery.New(spec.Agent.Delivery.Dir)
 	mounted, err := a.files.EnsureTmpfs()
@@ -145,7 +162,7 @@ func newAgent(ctx context.Context, opts Options) (*Agent, error) {
 	a.swap = &containerswap.Reconciler{
 		Engine: a.engine, Files: a.files, Locks: containerswap.NewLocks(), Slots: slots,
 		Timeout: spec.Agent.Rotation.Timeout.D(), Log: a.log.WithName("containerswap"),
-		Observer: multiObserver{a.rec, a.metrics.SwapObserver(), changeToReady{a}}, Fault: opts.Fault,
+		Observer: multiObserver{a.rec, a.metrics.SwapObserver(), changeToReady{a}, persister{a.state, a.log}}, Fault: opts.Fault,
 		Planner: &Planner{Model: a.model, Values: a.cache, HostKey: key, Timeout: spec.Agent.Rotation.Timeout.D()},
 	}
 	a.fetch = &secretfetch.Reconciler{
@@ -163,7 +180,16 @@ func newAgent(ctx context.Context, opts Options) (*Agent, error) {
 	a.informer = sources.NewDockerInformer(a.engine, informerHandler{a}, sources.DockerInformerOptions{Log: a.log.WithName("informer")})
 	a.polls = sources.NewPollTimers(func(k FetchKey) { a.fetchCtl.Enqueue(k) })
 
-	if err := a.apply(ctx, b); err != nil {
+	a.fileBundle = b
+	applied, err := a.loadApplied()
+	if err != nil {
+		return nil, err
+	}
+	merged, err := mergeBundles(b, applied)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.apply(ctx, merged); err != nil {
 		return nil, err
 	}
 	return a, nil
@@ -213,7 +239,7 @@ func (a *Agent) apply(ctx context.Context, b *config.Bundle) error {
 	for k := range keys {
 		a.fetchCtl.Enqueue(k)
 	}
-	for _, c := range a.informer.List() {
+	for _, c := range a.containers(ctx) {
 		a.swapCtl.Enqueue(strings.TrimPrefix(c.Names[0], "/"))
 	}
 	for _, bd := range b.Bindings {
@@ -270,11 +296,37 @@ func (a *Agent) reload(ctx context.Context) {
 		a.log.Error(err, "config reload failed; keeping the running configuration")
 		return
 	}
-	if err := a.apply(ctx, b); err != nil {
+	a.applyMu.Lock()
+	defer a.applyMu.Unlock()
+	applied, err := a.loadApplied()
+	if err == nil {
+		b, err = mergeBundles(b, applied)
+	}
+	if err == nil {
+		err = a.apply(ctx, b)
+	}
+	if err == nil {
+		a.mu.Lock()
+		a.fileBundle = b
+		a.mu.Unlock()
+	}
+	if err != nil {
 		a.log.Error(err, "config reload failed; keeping the running configuration")
 		return
 	}
 	a.log.Info("configuration reloaded", "stores", len(b.Stores), "bindings", len(b.Bindings))
+}
+
+// containers lists every container from Docker itself (fresher than the
+// informer's cache, which may lag an event), falling back to the cache.
+func (a *Agent) containers(ctx context.Context) []container.Summary {
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	list, err := a.engine.List(lctx, nil)
+	if err != nil {
+		return a.informer.List()
+	}
+	return list
 }
 
 // targetsOf lists the containers consuming k.
@@ -367,6 +419,33 @@ func (a *Agent) run(ctx context.Context) error {
 			return sources.ListenAndServe(ctx, wh.Listen, h)
 		}))
 	}
+	sock, err := api.Listen(spec.Agent.API.Socket)
+	if err != nil {
+		return err
+	}
+	mgr.Add("api", controllers.RunnableFunc(func(ctx context.Context) error {
+		a.log.Info("serving the agent API", "socket", spec.Agent.API.Socket)
+		defer os.Remove(spec.Agent.API.Socket)
+		return api.Serve(ctx, sock, a.apiHandler())
+	}))
+	mgr.Add("housekeeping", controllers.RunnableFunc(func(ctx context.Context) error {
+		t := time.NewTicker(time.Hour)
+		defer t.Stop()
+		m := time.NewTicker(15 * time.Second)
+		defer m.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+				if n, err := a.state.Prune(); err == nil && n > 0 {
+					a.log.Info("pruned old history from the state store", "removed", n)
+				}
+			case <-m.C:
+				a.updateManagedGauge(ctx)
+			}
+		}
+	}))
 	srv, ln, err := a.httpServer(spec.Agent.Metrics.Listen)
 	if err != nil {
 		return err
@@ -503,5 +582,8 @@ func (a *Agent) closeClients() {
 	}
 	for _, c := range a.clients {
 		_ = c.client.Close()
+	}
+	if a.state != nil {
+		_ = a.state.Close()
 	}
 }

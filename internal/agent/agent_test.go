@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -18,6 +19,7 @@ import (
 	"github.com/go-logr/logr/funcr"
 	"golang.org/x/sys/unix"
 
+	"github.com/dso-dev/dso/internal/api"
 	"github.com/dso-dev/dso/internal/config"
 	"github.com/dso-dev/dso/internal/docker"
 	"github.com/dso-dev/dso/internal/docker/fake"
@@ -68,6 +70,7 @@ func TestAgentWiring(t *testing.T) {
 	cfgPath := filepath.Join(dir, "dso.yaml")
 	cfg := fmt.Sprintf(`agent:
   metrics: {listen: "%s"}
+  api: {socket: "%s/run/dso.sock"}
   delivery: {dir: "%s/secrets"}
   watch:
     debounce_window: 100ms
@@ -92,7 +95,7 @@ spec:
   data:
   - remoteRef: {key: api_key}
     env: API_KEY
-`, metricsAddr, dir, hookAddr, dir, dir, dir, secrets)
+`, metricsAddr, dir, dir, hookAddr, dir, dir, dir, secrets)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -165,6 +168,53 @@ spec:
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+
+	// The agent API over its unix socket.
+	client := api.NewClient(filepath.Join(dir, "run", "dso.sock"))
+	st, err := client.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Rotations.Succeeded != 2 || st.Rotations.SuccessRate != 100 || len(st.Providers) != 1 || st.Providers[0].Health != "healthy" || !st.Runtime.Ready {
+		t.Errorf("status = %+v", st)
+	}
+	if len(st.Observability.RecentRotations) != 2 || st.Recovery.LastRun == nil {
+		t.Errorf("observability/recovery = %+v / %+v", st.Observability, st.Recovery)
+	}
+	bv, err := client.Binding(context.Background(), "api")
+	if err != nil || len(bv.Status.Targets) != 1 || bv.Status.Targets[0].Phase != "Converged" || len(bv.Rotations) != 2 {
+		t.Errorf("binding view = %+v, %v", bv, err)
+	}
+	hist, err := client.History(context.Background(), "api", 10)
+	if err != nil || len(hist) != 2 || hist[0].Result != "succeeded" || len(hist[0].Steps) == 0 {
+		t.Errorf("history = %+v, %v", hist, err)
+	}
+	// apply: a new binding for another container, then the same again.
+	eng.Add("worker", container.Config{Image: "sha256:app"}, container.HostConfig{}, true)
+	obj := []byte(`{"apiVersion":"dso.dev/v1alpha1","kind":"SecretBinding","metadata":{"name":"worker"},"spec":{"storeRef":{"name":"files"},"target":{"selector":{"containers":["worker"]}},"data":[{"remoteRef":{"key":"api_key"},"env":"KEY"}]}}`)
+	dry, err := client.Apply(context.Background(), api.ApplyRequest{Objects: []json.RawMessage{obj}, DryRun: true})
+	if err != nil || len(dry.Items) != 1 || dry.Items[0].Action != "created" || strings.Join(dry.Items[0].Rotates, ",") != "worker" {
+		t.Fatalf("dry run = %+v, %v", dry, err)
+	}
+	res, err := client.Apply(context.Background(), api.ApplyRequest{Objects: []json.RawMessage{obj}})
+	if err != nil || res.Items[0].Action != "created" {
+		t.Fatalf("apply = %+v, %v", res, err)
+	}
+	waitFor(t, "applied binding converges worker", func() bool { return eng.ByName("worker").Config.Labels[docker.LabelSecretHash] != "" })
+	if res, err = client.Apply(context.Background(), api.ApplyRequest{Objects: []json.RawMessage{obj}}); err != nil || res.Items[0].Action != "unchanged" {
+		t.Fatalf("re-apply = %+v, %v", res, err)
+	}
+	// A binding declared in the config file cannot be applied over or deleted.
+	if _, err := client.Delete(context.Background(), "bindings", "api"); err == nil || !strings.Contains(err.Error(), "declared in") {
+		t.Errorf("delete of a file binding: %v", err)
+	}
+	if d, err := client.Delete(context.Background(), "bindings", "worker"); err != nil || !d.Deleted {
+		t.Errorf("delete worker: %+v %v", d, err)
+	}
+	var backup bytes.Buffer
+	if n, err := client.Backup(context.Background(), &backup); err != nil || n == 0 {
+		t.Errorf("backup: %d bytes, %v", n, err)
 	}
 
 	// Reload with the binding removed: nothing more happens to the container.

@@ -88,6 +88,7 @@ type Snapshot struct {
 	InProgress int                            `json:"inProgress"`
 	Totals     map[string]int                 `json:"totals"`
 	MaxLock    time.Duration                  `json:"maxLockWait"`
+	LockOver1s int                            `json:"lockOver1s"`
 }
 
 // Snapshot returns a copy.
@@ -114,6 +115,9 @@ func (r *Recorder) Snapshot() Snapshot {
 	}
 	for _, d := range r.lockWaits {
 		s.MaxLock = max(s.MaxLock, d)
+		if d > time.Second {
+			s.LockOver1s++
+		}
 	}
 	sort.Slice(s.Rotations, func(i, j int) bool { return s.Rotations[i].Started.Before(s.Rotations[j].Started) })
 	return s

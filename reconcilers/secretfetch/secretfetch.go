@@ -58,8 +58,46 @@ type Reconciler struct {
 	// enqueue the keys: Reconcile then never asks to be requeued itself.
 	ExternalTimers bool
 
-	mu   sync.Mutex
-	last map[Key][32]byte
+	mu     sync.Mutex
+	last   map[Key][32]byte
+	status map[Key]KeyStatus
+}
+
+// KeyStatus is what the last fetches of one key did (for status/describe).
+type KeyStatus struct {
+	LastAttempt time.Time `json:"lastAttempt"`
+	LastSuccess time.Time `json:"lastSuccess,omitzero"`
+	// LastError is the last failure's message (names store and key only).
+	LastError string `json:"lastError,omitempty"`
+	Stale     bool   `json:"stale,omitempty"`
+}
+
+// Status returns the fetch status of k.
+func (r *Reconciler) Status(k Key) (KeyStatus, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s, ok := r.status[k]
+	return s, ok
+}
+
+func (r *Reconciler) record(k Key, err error, stale bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.status == nil {
+		r.status = map[Key]KeyStatus{}
+	}
+	s := r.status[k]
+	s.LastAttempt = time.Now()
+	s.Stale = stale
+	if err != nil {
+		s.LastError = err.Error()
+	} else {
+		s.LastError = ""
+		if !stale {
+			s.LastSuccess = s.LastAttempt
+		}
+	}
+	r.status[k] = s
 }
 
 // Reconcile fetches k once.
@@ -68,10 +106,20 @@ func (r *Reconciler) Reconcile(ctx context.Context, k Key) (reconcilers.Result, 
 	if !used {
 		r.mu.Lock()
 		delete(r.last, k)
+		delete(r.status, k)
 		r.mu.Unlock()
 		return reconcilers.Result{}, nil
 	}
 	e, err := r.Cache.Refresh(ctx, k.Store, providers.Ref{Key: k.Key, Version: k.Version})
+	var staleErr error
+	if err == nil && e.Stale {
+		staleErr = e.LastError
+	}
+	if staleErr != nil {
+		r.record(k, staleErr, true)
+	} else {
+		r.record(k, err, false)
+	}
 	if err != nil {
 		r.Log.Info("secret fetch failed", "store", k.Store, "key", k.Key, "kind", providers.KindOf(err).String(), "error", err.Error())
 		if providers.KindOf(err) == providers.KindInvalidRef || providers.KindOf(err) == providers.KindInvalidConfig {
