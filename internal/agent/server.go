@@ -140,7 +140,7 @@ func (a *Agent) status(ctx context.Context) api.Status {
 		st := cs.Stores[n]
 		p := api.ProviderStatus{Store: n, Provider: st.Provider, Health: storeHealth(st), Circuit: st.Breaker.String(),
 			LatencyMs: api.Latency{Min: ms(st.Latency.Min), Avg: ms(st.Latency.Avg), Max: ms(st.Latency.Max), P50: ms(st.Latency.P50), P99: ms(st.Latency.P99)},
-			Calls: int64(st.Calls), Errors: int64(st.Errors), LastError: a.lastStoreError(n)}
+			Calls:     int64(st.Calls), Errors: int64(st.Errors), LastError: a.lastStoreError(n)}
 		s.Providers = append(s.Providers, p)
 		s.Observability.ProviderLatency = append(s.Observability.ProviderLatency, api.ProviderLatency{Store: n, Min: p.LatencyMs.Min, Avg: p.LatencyMs.Avg, Max: p.LatencyMs.Max})
 		cb := api.CircuitBreaker{Store: n, State: st.Breaker.String(), ConsecutiveFailures: st.ConsecutiveFailures}
@@ -876,4 +876,3 @@ func splitLines(b []byte) []string {
 	}
 	return strings.Split(s, "\n")
 }
-
