@@ -22,6 +22,14 @@ import (
 	"github.com/dso-dev/dso/test/e2e/framework"
 )
 
+// Agents share the host, so no agent test runs in parallel with another: an agent's crash recovery is host-wide. On start, on every relist
+// and before every reconcile it finishes or reverts any dso candidate it
+// finds (reconcilers/containerswap Interrupted/recoverLocked), including
+// one that another agent is swapping at that moment — two agents on one
+// host remove each other's candidates ("removal of container ... is already
+// in progress", then "candidate exited with code 0"). Production runs one
+// agent per host; the tests therefore run one agent at a time.
+
 const (
 	labelManaged    = "dso.dev/managed"
 	labelSecretHash = "dso.dev/secret-hash"
