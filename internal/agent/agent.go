@@ -25,6 +25,7 @@ import (
 	"github.com/dso-dev/dso/internal/delivery"
 	"github.com/dso-dev/dso/internal/docker"
 	"github.com/dso-dev/dso/internal/metrics"
+	"github.com/dso-dev/dso/internal/notify"
 	"github.com/dso-dev/dso/internal/state"
 	"github.com/dso-dev/dso/internal/version"
 	"github.com/dso-dev/dso/providers"
@@ -71,6 +72,7 @@ type Agent struct {
 	applyMu    sync.Mutex
 
 	state        *state.Store
+	notifier     *notify.Notifier
 	dockerAPI    string
 	dockerEngine string
 
@@ -158,11 +160,23 @@ func newAgent(ctx context.Context, opts Options) (*Agent, error) {
 	a.cache = cache.New(cache.Options{TTL: spec.Agent.Cache.TTL.D(), MaxBytes: int64(*spec.Agent.Cache.MaxSize), Metrics: a.metrics.CacheObserver(a.log.WithName("cache"))})
 	a.model = NewModel(spec.Agent.Watch.PollingInterval.D())
 
+	observers := multiObserver{a.rec, a.metrics.SwapObserver(), changeToReady{a}, persister{a.state, a.log}}
+	if len(spec.Notifications) > 0 {
+		n, err := notify.New(spec.Notifications, func(vs v1alpha1.ValueSource) ([]byte, error) {
+			v, err := readValueSource(vs)
+			return []byte(v), err
+		}, a.log.WithName("notify"))
+		if err != nil {
+			return nil, fmt.Errorf("notifications: %w", err)
+		}
+		a.notifier = n
+		observers = append(observers, n.Observer())
+	}
 	slots := make(chan struct{}, *spec.Agent.Rotation.Parallelism)
 	a.swap = &containerswap.Reconciler{
 		Engine: a.engine, Files: a.files, Locks: containerswap.NewLocks(), Slots: slots,
 		Timeout: spec.Agent.Rotation.Timeout.D(), Log: a.log.WithName("containerswap"),
-		Observer: multiObserver{a.rec, a.metrics.SwapObserver(), changeToReady{a}, persister{a.state, a.log}}, Fault: opts.Fault,
+		Observer: observers, Fault: opts.Fault,
 		Planner: &Planner{Model: a.model, Values: a.cache, HostKey: key, Timeout: spec.Agent.Rotation.Timeout.D()},
 	}
 	a.fetch = &secretfetch.Reconciler{
@@ -405,6 +419,9 @@ func (a *Agent) run(ctx context.Context) error {
 	mgr.Add("orphancleanup", a.orphanCtl)
 	mgr.Add("secretfetch", a.fetchCtl)
 	mgr.Add("containerswap", a.swapCtl)
+	if a.notifier != nil {
+		mgr.Add("notify", a.notifier)
+	}
 	spec := a.bundle.Agent.Spec
 	if a.opts.ConfigPath != "" {
 		mgr.Add("config-watch", sources.NewFileWatcher(a.opts.ConfigPath, spec.Bindings.Dirs, func() { a.reload(ctx) }, sources.FileWatcherOptions{Log: a.log.WithName("config")}))

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,6 +24,7 @@ import (
 	"github.com/dso-dev/dso/internal/config"
 	"github.com/dso-dev/dso/internal/docker"
 	"github.com/dso-dev/dso/internal/docker/fake"
+	"github.com/dso-dev/dso/internal/notify"
 )
 
 func freePort(t *testing.T) string {
@@ -67,6 +69,22 @@ func TestAgentWiring(t *testing.T) {
 	write("v1")
 	t.Setenv("DSO_TEST_WEBHOOK_TOKEN", "hook-token-123")
 	metricsAddr, hookAddr := freePort(t), freePort(t)
+	t.Setenv("DSO_TEST_NOTIFY_KEY", "notify-key")
+	var notes struct {
+		sync.Mutex
+		types []string
+		bad   int
+	}
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		notes.Lock()
+		defer notes.Unlock()
+		if !notify.Verify([]byte("notify-key"), body, r.Header.Get("X-DSO-Signature")) {
+			notes.bad++
+		}
+		notes.types = append(notes.types, r.Header.Get("X-DSO-Event"))
+	}))
+	defer sink.Close()
 	cfgPath := filepath.Join(dir, "dso.yaml")
 	cfg := fmt.Sprintf(`agent:
   metrics: {listen: "%s"}
@@ -77,6 +95,8 @@ func TestAgentWiring(t *testing.T) {
     webhook: {enabled: true, listen: "%s", token: {fromEnv: DSO_TEST_WEBHOOK_TOKEN}}
   rotation: {timeout: 5s}
 logging: {file: "%s/agent.log"}
+notifications:
+- {name: test, url: "%s", secret: {fromEnv: DSO_TEST_NOTIFY_KEY}}
 state: {dir: "%s/state"}
 bindings: {dirs: ["%s/bindings.d"]}
 ---
@@ -95,7 +115,7 @@ spec:
   data:
   - remoteRef: {key: api_key}
     env: API_KEY
-`, metricsAddr, dir, dir, hookAddr, dir, dir, dir, secrets)
+`, metricsAddr, dir, dir, hookAddr, dir, sink.URL, dir, dir, secrets)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -169,6 +189,14 @@ spec:
 			t.Errorf("metrics lack %s", want)
 		}
 	}
+
+	// Both rotations were notified, signed.
+	waitFor(t, "notifications", func() bool { notes.Lock(); defer notes.Unlock(); return len(notes.types) >= 2 })
+	notes.Lock()
+	if notes.bad != 0 || notes.types[0] != "rotation_succeeded" {
+		t.Errorf("notifications: %v, %d with a bad signature", notes.types, notes.bad)
+	}
+	notes.Unlock()
 
 	// The agent API over its unix socket.
 	client := api.NewClient(filepath.Join(dir, "run", "dso.sock"))

@@ -24,7 +24,7 @@ const maxFileSize = 4 << 20
 
 // plainKeys are the top-level keys of an AgentConfig written the way the
 // operations guide writes it, without apiVersion/kind/spec.
-var plainKeys = []string{"agent", "logging", "state", "bindings"}
+var plainKeys = []string{"agent", "logging", "state", "bindings", "notifications"}
 
 var kinds = []string{v1alpha1.KindAgentConfig, v1alpha1.KindSecretStore, v1alpha1.KindSecretBinding}
 
