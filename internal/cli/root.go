@@ -55,6 +55,7 @@ rotates those containers safely when a secret changes.`,
 		newInitCommand(s),
 		newSecretCommand(s),
 		newAgentCommand(s),
+		newSystemCommand(s),
 	)
 	return cmd
 }
