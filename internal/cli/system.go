@@ -91,4 +91,3 @@ func agentLogFile(cmd *cobra.Command) (file string, loadErr error) {
 	}
 	return t.LogFile, nil
 }
-
