@@ -19,11 +19,13 @@
 //	meta                      schema -> "1"
 //	objects/<kind>/<name>     applied object JSON
 //	statuses/<kind>/<name>    status JSON
-//	rotations/<time|trace>    {"bindings":[...],"record":<rotation JSON>}
+//	rotations/<time|trace>    rotation JSON (as handed in)
 //	rotations_by_binding/<binding>/<time|trace> -> ""   (index)
+//	rotation_bindings/<time|trace> -> ["binding", ...]  (index back references)
 //	recovery/<time|seq>       recovery JSON
-//	events/<time|seq>         {"binding":"...","event":<event JSON>}
+//	events/<time|seq>         event JSON
 //	events_by_binding/<binding>/<time|seq> -> ""        (index)
+//	event_bindings/<time|seq> -> ["binding"]            (index back references)
 //
 // History keys start with the time as 8 big-endian bytes, so a cursor walks
 // them chronologically and pruning by age stops at the first young entry. The

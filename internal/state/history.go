@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -37,18 +38,49 @@ func seqKey(b *bolt.Bucket, t time.Time) ([]byte, error) {
 	return binary.BigEndian.AppendUint64(timeKey(t), seq), nil
 }
 
-// rotationEnvelope is the stored value of a rotation: the record plus the
-// bindings it was indexed under, so that pruning and replacing can remove the
-// index entries without understanding the record.
-type rotationEnvelope struct {
-	Bindings []string        `json:"bindings"`
-	Record   json.RawMessage `json:"record"`
+// Main history buckets hold the caller's record JSON untouched, so reading
+// the history is a copy, not a decode. The bindings an entry is indexed under
+// live beside it in a refs bucket (same key, JSON list of binding names);
+// only pruning and replacing read them, to remove the index entries.
+
+// index adds key to the index of every binding and records the back
+// references.
+func index(idx, refs *bolt.Bucket, key []byte, bindings []string) error {
+	if len(bindings) == 0 {
+		return nil
+	}
+	for _, b := range bindings {
+		bb, err := idx.CreateBucketIfNotExists([]byte(b))
+		if err != nil {
+			return err
+		}
+		if err := bb.Put(key, []byte{}); err != nil {
+			return err
+		}
+	}
+	ref, err := json.Marshal(bindings)
+	if err != nil {
+		return err
+	}
+	return refs.Put(key, ref)
 }
 
-// eventEnvelope is the stored value of an event.
-type eventEnvelope struct {
-	Binding string          `json:"binding,omitempty"`
-	Event   json.RawMessage `json:"event"`
+// unindex removes key from the indexes it was added to.
+func unindex(idx, refs *bolt.Bucket, key []byte) error {
+	ref := refs.Get(key)
+	if ref == nil {
+		return nil
+	}
+	var bindings []string
+	if err := json.Unmarshal(ref, &bindings); err != nil {
+		return fmt.Errorf("index references at %x are damaged: %w", key, err)
+	}
+	for _, b := range bindings {
+		if err := deleteIndexed(idx, b, key); err != nil {
+			return err
+		}
+	}
+	return refs.Delete(key)
 }
 
 // AppendRotation records a rotation under its start time and trace id. The
@@ -70,32 +102,16 @@ func (s *Store) AppendRotation(started time.Time, traceID string, bindings []str
 	if err := checkJSON("rotation "+traceID, rec); err != nil {
 		return err
 	}
-	val, err := json.Marshal(rotationEnvelope{Bindings: dedup(bindings), Record: rec})
-	if err != nil {
-		return fmt.Errorf("encode rotation %s: %w", traceID, err)
-	}
 	key := append(timeKey(started), traceID...)
-	err = s.db.Update(func(tx *bolt.Tx) error {
-		main := tx.Bucket(bucketRotations)
-		idx := tx.Bucket(bucketRotationIdx)
-		if old := main.Get(key); old != nil {
-			if err := unindexRotation(idx, key, old); err != nil {
-				return err
-			}
-		}
-		if err := main.Put(key, val); err != nil {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		idx, refs := tx.Bucket(bucketRotationIdx), tx.Bucket(bucketRotationRefs)
+		if err := unindex(idx, refs, key); err != nil { // a replaced record
 			return err
 		}
-		for _, b := range dedup(bindings) {
-			bb, err := idx.CreateBucketIfNotExists([]byte(b))
-			if err != nil {
-				return err
-			}
-			if err := bb.Put(key, []byte{}); err != nil {
-				return err
-			}
+		if err := tx.Bucket(bucketRotations).Put(key, rec); err != nil {
+			return err
 		}
-		return nil
+		return index(idx, refs, key, dedup(bindings))
 	})
 	if err != nil {
 		return fmt.Errorf("record rotation %s in %s: %w", traceID, s.path, err)
@@ -113,20 +129,6 @@ func dedup(ss []string) []string {
 		}
 	}
 	return out
-}
-
-// unindexRotation removes the index entries of a stored rotation value.
-func unindexRotation(idx *bolt.Bucket, key, val []byte) error {
-	var env rotationEnvelope
-	if err := json.Unmarshal(val, &env); err != nil {
-		return fmt.Errorf("rotation record at %x is damaged: %w", key, err)
-	}
-	for _, b := range env.Bindings {
-		if err := deleteIndexed(idx, b, key); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // deleteIndexed removes one index entry and the binding's bucket when it
@@ -151,11 +153,7 @@ func (s *Store) Rotations(binding string, limit int) ([][]byte, error) {
 	var out [][]byte
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return newestFirst(tx.Bucket(bucketRotations), tx.Bucket(bucketRotationIdx), binding, limit, func(v []byte) error {
-			var env rotationEnvelope
-			if err := json.Unmarshal(v, &env); err != nil {
-				return err
-			}
-			out = append(out, env.Record) // Unmarshal copied it out of the mmap
+			out = append(out, bytes.Clone(v)) // bbolt's slice dies with the tx
 			return nil
 		})
 	})
@@ -225,7 +223,7 @@ func (s *Store) Recovery(limit int) ([][]byte, error) {
 	var out [][]byte
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return newestFirst(tx.Bucket(bucketRecovery), nil, "", limit, func(v []byte) error {
-			out = append(out, append([]byte(nil), v...))
+			out = append(out, bytes.Clone(v))
 			return nil
 		})
 	})
@@ -244,27 +242,19 @@ func (s *Store) AppendEvent(t time.Time, binding string, ev []byte) error {
 	if err := checkJSON("event", ev); err != nil {
 		return err
 	}
-	val, err := json.Marshal(eventEnvelope{Binding: binding, Event: ev})
-	if err != nil {
-		return fmt.Errorf("encode event: %w", err)
-	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketEvents)
 		k, err := seqKey(b, t)
 		if err != nil {
 			return err
 		}
-		if err := b.Put(k, val); err != nil {
+		if err := b.Put(k, ev); err != nil {
 			return err
 		}
 		if binding == "" {
 			return nil
 		}
-		bb, err := tx.Bucket(bucketEventIdx).CreateBucketIfNotExists([]byte(binding))
-		if err != nil {
-			return err
-		}
-		return bb.Put(k, []byte{})
+		return index(tx.Bucket(bucketEventIdx), tx.Bucket(bucketEventRefs), k, []string{binding})
 	})
 	if err != nil {
 		return fmt.Errorf("record event in %s: %w", s.path, err)
@@ -278,11 +268,7 @@ func (s *Store) Events(binding string, limit int) ([][]byte, error) {
 	var out [][]byte
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return newestFirst(tx.Bucket(bucketEvents), tx.Bucket(bucketEventIdx), binding, limit, func(v []byte) error {
-			var env eventEnvelope
-			if err := json.Unmarshal(v, &env); err != nil {
-				return err
-			}
-			out = append(out, env.Event)
+			out = append(out, bytes.Clone(v))
 			return nil
 		})
 	})

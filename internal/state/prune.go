@@ -2,7 +2,6 @@ package state
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
@@ -17,19 +16,18 @@ func (s *Store) Prune() (int, error) {
 	cutoff := timeKey(s.opts.Clock().Add(-s.opts.HistoryMaxAge))
 	removed := 0
 	for _, p := range []struct {
-		main, idx []byte
-		unindex   func(idx *bolt.Bucket, key, val []byte) error
+		main, idx, refs []byte
 	}{
-		{bucketRotations, bucketRotationIdx, unindexRotation},
+		{bucketRotations, bucketRotationIdx, bucketRotationRefs},
 		{bucketRecovery, nil, nil},
-		{bucketEvents, bucketEventIdx, unindexEvent},
+		{bucketEvents, bucketEventIdx, bucketEventRefs},
 	} {
 		n := 0
 		err := s.db.Update(func(tx *bolt.Tx) error {
 			main := tx.Bucket(p.main)
-			var idx *bolt.Bucket
+			var idx, refs *bolt.Bucket
 			if p.idx != nil {
-				idx = tx.Bucket(p.idx)
+				idx, refs = tx.Bucket(p.idx), tx.Bucket(p.refs)
 			}
 			// Collect first, delete after: deleting under a moving bbolt
 			// cursor can skip entries.
@@ -45,8 +43,8 @@ func (s *Store) Prune() (int, error) {
 				over--
 			}
 			for _, k := range old {
-				if p.unindex != nil {
-					if err := p.unindex(idx, k, main.Get(k)); err != nil {
+				if idx != nil {
+					if err := unindex(idx, refs, k); err != nil {
 						return err
 					}
 				}
@@ -63,16 +61,4 @@ func (s *Store) Prune() (int, error) {
 		removed += n
 	}
 	return removed, nil
-}
-
-// unindexEvent removes the index entry of a stored event value.
-func unindexEvent(idx *bolt.Bucket, key, val []byte) error {
-	var env eventEnvelope
-	if err := json.Unmarshal(val, &env); err != nil {
-		return fmt.Errorf("event record at %x is damaged: %w", key, err)
-	}
-	if env.Binding == "" {
-		return nil
-	}
-	return deleteIndexed(idx, env.Binding, key)
 }

@@ -75,9 +75,9 @@ func TestPrune(t *testing.T) {
 			}
 			if len(tt.wantKept) == 0 {
 				_ = s.db.View(func(tx *bolt.Tx) error {
-					for _, idx := range [][]byte{bucketRotationIdx, bucketEventIdx} {
+					for _, idx := range [][]byte{bucketRotationIdx, bucketEventIdx, bucketRotationRefs, bucketEventRefs} {
 						if k, _ := tx.Bucket(idx).Cursor().First(); k != nil {
-							t.Errorf("index %s keeps bucket %s after everything was pruned", idx, k)
+							t.Errorf("%s keeps %q after everything was pruned", idx, k)
 						}
 					}
 					return nil

@@ -50,14 +50,16 @@ var (
 )
 
 var (
-	bucketMeta        = []byte("meta")
-	bucketObjects     = []byte("objects")
-	bucketStatuses    = []byte("statuses")
-	bucketRotations   = []byte("rotations")
-	bucketRotationIdx = []byte("rotations_by_binding")
-	bucketRecovery    = []byte("recovery")
-	bucketEvents      = []byte("events")
-	bucketEventIdx    = []byte("events_by_binding")
+	bucketMeta         = []byte("meta")
+	bucketObjects      = []byte("objects")
+	bucketStatuses     = []byte("statuses")
+	bucketRotations    = []byte("rotations")
+	bucketRotationIdx  = []byte("rotations_by_binding")
+	bucketRotationRefs = []byte("rotation_bindings")
+	bucketRecovery     = []byte("recovery")
+	bucketEvents       = []byte("events")
+	bucketEventIdx     = []byte("events_by_binding")
+	bucketEventRefs    = []byte("event_bindings")
 
 	keySchema = []byte("schema")
 )
@@ -163,7 +165,7 @@ func (s *Store) init() error {
 		if err := meta.Put(keySchema, []byte(strconv.Itoa(SchemaVersion))); err != nil {
 			return fmt.Errorf("write schema version to %s: %w", s.path, err)
 		}
-		for _, b := range [][]byte{bucketObjects, bucketStatuses, bucketRotations, bucketRotationIdx, bucketRecovery, bucketEvents, bucketEventIdx} {
+		for _, b := range [][]byte{bucketObjects, bucketStatuses, bucketRotations, bucketRotationIdx, bucketRotationRefs, bucketRecovery, bucketEvents, bucketEventIdx, bucketEventRefs} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("create bucket %s in %s: %w", b, s.path, err)
 			}
