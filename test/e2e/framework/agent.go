@@ -95,7 +95,7 @@ func BinFromEnv(t testing.TB, env string) string {
 		Unavailable(t, "$%s is not set: build the agent with `make build build-fault` and point %s at the binary", env, env)
 		return ""
 	}
-	if st, err := os.Stat(p); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+	if st, err := os.Stat(p); err != nil || st.IsDir() || st.Mode()&0o111 == 0 { //nolint:gosec // G703: the binary path is the tester's own $DSO_BIN setting
 		Unavailable(t, "$%s=%s is not an executable file (%v): run `make build build-fault`", env, p, err)
 		return ""
 	}
@@ -167,7 +167,8 @@ func freePort() (int, error) {
 // writeConfig writes dso.yaml and one file per binding.
 func (a *Agent) writeConfig() error {
 	bdir := filepath.Join(a.Dir, "bindings.d")
-	if err := os.MkdirAll(bdir, 0o755); err != nil {
+	// Only this test's agent, running as the same user, reads the folder.
+	if err := os.MkdirAll(bdir, 0o700); err != nil {
 		return fmt.Errorf("creating the bindings folder: %w", err)
 	}
 	// Paths are quoted: t.TempDir names contain the test name.
@@ -355,11 +356,18 @@ func (a *Agent) WaitReady(timeout time.Duration) error {
 		}
 		select {
 		case <-p.done:
-			return fmt.Errorf("agent exited before it was ready (%v); log tail:\n%s", p.err, a.LogTail(40))
+			exitErr := p.err
+			if exitErr == nil {
+				exitErr = errors.New("exit status 0")
+			}
+			return fmt.Errorf("agent exited before it was ready (%w); log tail:\n%s", exitErr, a.LogTail(40))
 		default:
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("agent not ready on %s within %s (last: %d, %v); log tail:\n%s", a.MetricsAddr, timeout, code, err, a.LogTail(40))
+			if err != nil {
+				return fmt.Errorf("agent not ready on %s within %s (last request: %w); log tail:\n%s", a.MetricsAddr, timeout, err, a.LogTail(40))
+			}
+			return fmt.Errorf("agent not ready on %s within %s (last answer: HTTP %d); log tail:\n%s", a.MetricsAddr, timeout, code, a.LogTail(40))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
