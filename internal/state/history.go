@@ -25,6 +25,7 @@ func keyTime(k []byte) time.Time {
 	if len(k) < 8 {
 		return time.Time{}
 	}
+	//nolint:gosec // G115: the reverse of timeKey's sign flip; the bit pattern is the point
 	return time.Unix(0, int64(binary.BigEndian.Uint64(k[:8])^(1<<63)))
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // FileName is the state file inside state.dir.
@@ -131,9 +132,9 @@ func Open(dir string, opts Options) (*Store, error) {
 
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, bolterrors.ErrTimeout) {
 			// bbolt's flock cannot report the holder's pid.
-			return nil, fmt.Errorf("%w: %s is locked (another dso agent, or a backup tool opening it?): stop it with `docker dso system status` / `docker dso system disable`, or use another state.dir: %w", ErrInUse, path, err)
+			return nil, fmt.Errorf("%w: %s is locked (another dso agent?): see `docker dso system status`, stop the other agent (`docker dso system disable`) or give this one another state.dir: %w", ErrInUse, path, err)
 		}
 		return nil, fmt.Errorf("open state store %s: %w", path, err)
 	}
