@@ -26,6 +26,9 @@ import (
 // run with a short interval.
 var followPoll = 250 * time.Millisecond
 
+// logsNow is the clock --since durations count back from (tests fix it).
+var logsNow = time.Now
+
 // logsOptions are the parsed flags of `system logs`.
 type logsOptions struct {
 	// n is how many entries to show; <= 0 shows all.
@@ -70,7 +73,7 @@ search.`,
 				o.min = m
 			}
 			if since != "" {
-				t, err := parseSince(since, time.Now())
+				t, err := parseSince(since, logsNow())
 				if err != nil {
 					return err
 				}
