@@ -56,6 +56,15 @@ rotates those containers safely when a secret changes.`,
 		newSecretCommand(s),
 		newAgentCommand(s),
 		newSystemCommand(s),
+		newStatusCommand(s),
+		newDoctorCommand(s),
+		newGetCommand(s),
+		newDescribeCommand(s),
+		newApplyCommand(s),
+		newDiffCommand(s),
+		newDeleteCommand(s),
+		newRotateCommand(s),
+		newHistoryCommand(s),
 	)
 	return cmd
 }
