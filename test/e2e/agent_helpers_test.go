@@ -176,3 +176,21 @@ func newCtx(t *testing.T, d time.Duration) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// trackRunVolumes adds, at cleanup time (before the harness removes the
+// containers), the volumes of every container of the run to volumes, which
+// framework.RemoveVolumesAtEnd removes afterwards. A swap leaves the old
+// container's volumes alone on purpose, so nothing else would remove them.
+func trackRunVolumes(t *testing.T, h *framework.Harness, volumes *[]string) {
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		for _, c := range runContainers(t, ctx, h) {
+			for _, m := range c.Mounts {
+				if m.Type == "volume" && m.Name != "" {
+					*volumes = append(*volumes, m.Name)
+				}
+			}
+		}
+	})
+}
