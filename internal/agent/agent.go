@@ -176,7 +176,7 @@ func newAgent(ctx context.Context, opts Options) (*Agent, error) {
 	a.swap = &containerswap.Reconciler{
 		Engine: a.engine, Files: a.files, Locks: containerswap.NewLocks(), Slots: slots,
 		Timeout: spec.Agent.Rotation.Timeout.D(), Log: a.log.WithName("containerswap"),
-		Observer: observers, Fault: opts.Fault,
+		Observer: observers, Fault: opts.Fault, AgentID: AgentID(key),
 		Planner: &Planner{Model: a.model, Values: a.cache, HostKey: key, Timeout: spec.Agent.Rotation.Timeout.D()},
 	}
 	a.fetch = &secretfetch.Reconciler{

@@ -1,7 +1,10 @@
 package agent
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -57,4 +60,13 @@ func LoadHostKey(stateDir string) ([]byte, error) {
 		return nil, err
 	}
 	return key, nil
+}
+
+// AgentID is a stable, non-secret identifier of this agent's state: the
+// first 8 bytes of an HMAC of a fixed string under the host key. It labels
+// the candidates this agent creates (dso.dev/agent).
+func AgentID(hostKey []byte) string {
+	m := hmac.New(sha256.New, hostKey)
+	m.Write([]byte("dso agent id"))
+	return hex.EncodeToString(m.Sum(nil)[:8])
 }

@@ -19,6 +19,10 @@ const (
 	LabelRestartPolicy = "dso.dev/restart-policy"
 	// LabelBinding lists the bindings (comma separated) that shaped this container.
 	LabelBinding = "dso.dev/binding"
+	// LabelAgent identifies the agent (a digest of its per-host key) that
+	// created the candidate, so crash recovery only ever acts on its own
+	// swaps, even when several agents share one Docker engine (tests).
+	LabelAgent = "dso.dev/agent"
 	// LabelEnvKeys lists (names only) the env vars dso delivered, so a later
 	// rotation can drop the ones no longer bound.
 	LabelEnvKeys = "dso.dev/env-keys"

@@ -43,6 +43,9 @@ type Reconciler struct {
 	Now func() time.Time
 	// LockContention is the lock wait above which a warning is logged (1s).
 	LockContention time.Duration
+	// AgentID is written on every candidate (dso.dev/agent); recovery acts
+	// only on candidates carrying it. Empty: act on every dso candidate.
+	AgentID string
 }
 
 func (r *Reconciler) now() time.Time {
@@ -254,6 +257,9 @@ func (r *Reconciler) runSwap(ctx context.Context, rot *rotation, name string, cu
 		docker.LabelTargetName: name,
 		docker.LabelRotation:   rot.TraceID,
 		docker.LabelBinding:    strings.Join(plan.Bindings, ","),
+	}
+	if r.AgentID != "" {
+		labels[docker.LabelAgent] = r.AgentID
 	}
 	spec, err := docker.CandidateSpec(cur, docker.CandidateOptions{
 		Name: candName, Env: plan.Env, Mounts: mounts, Labels: labels,

@@ -489,3 +489,48 @@ func TestUnselectedContainerUntouched(t *testing.T) {
 	}
 	_ = logr.Discard()
 }
+
+// TestRecoverOnlyOwnCandidates: two agents share an engine (as tests do);
+// one never recovers the other's in-flight swap.
+func TestRecoverOnlyOwnCandidates(t *testing.T) {
+	f := newFixture(t)
+	f.r.AgentID = "agent-a"
+	old := f.addApp("web", false, nil)
+	f.eng.Add("web-dso-1234", container.Config{Image: "img", Labels: map[string]string{
+		docker.LabelManaged: "true", docker.LabelTargetName: "web", docker.LabelReplaces: old.ID, docker.LabelAgent: "agent-b",
+	}}, container.HostConfig{}, true)
+	if got, err := f.r.Interrupted(context.Background()); err != nil || len(got) != 0 {
+		t.Fatalf("Interrupted = %v, %v; want none of another agent's", got, err)
+	}
+	if err := f.r.Recover(context.Background(), "web"); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.eng.ActionStrings(); len(got) != 0 {
+		t.Fatalf("recovered another agent's candidate: %v", got)
+	}
+	// While another agent's candidate replaces web, this agent leaves web alone.
+	f.plans.plans["web"] = envPlan(v1alpha1.RotationRolling, "v2")
+	if err := f.reconcile(t, "web"); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.eng.ActionStrings(); len(got) != 0 {
+		t.Fatalf("swapped a container another agent is swapping: %v", got)
+	}
+	// Its own candidates carry its id.
+	foreign := f.eng.ByName("web-dso-1234")
+	_ = f.eng.Stop(context.Background(), foreign.ID)
+	_ = f.eng.Remove(context.Background(), foreign.ID)
+	f.eng.ResetActions()
+	var seen string
+	f.eng.Hook = func(a fake.Action) {
+		if a.Verb == "create" {
+			seen = f.eng.ByName(a.Name).Config.Labels[docker.LabelAgent]
+		}
+	}
+	if err := f.reconcile(t, "web"); err != nil {
+		t.Fatal(err)
+	}
+	if seen != "agent-a" {
+		t.Fatalf("candidate agent label = %q", seen)
+	}
+}

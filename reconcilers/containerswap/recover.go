@@ -32,7 +32,7 @@ func (r *Reconciler) Recover(ctx context.Context, target string) error {
 // Interrupted lists the targets with candidates that are not yet cut over
 // (or whose replaced container still exists).
 func (r *Reconciler) Interrupted(ctx context.Context) ([]string, error) {
-	list, err := r.Engine.List(ctx, map[string]string{docker.LabelManaged: "true", docker.LabelReplaces: ""})
+	list, err := r.Engine.List(ctx, r.ownLabels(map[string]string{docker.LabelManaged: "true", docker.LabelReplaces: ""}))
 	if err != nil {
 		return nil, err
 	}
@@ -68,8 +68,16 @@ func (r *Reconciler) Interrupted(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
+// ownLabels adds this agent's id to a label filter.
+func (r *Reconciler) ownLabels(m map[string]string) map[string]string {
+	if r.AgentID != "" {
+		m[docker.LabelAgent] = r.AgentID
+	}
+	return m
+}
+
 func (r *Reconciler) recoverLocked(ctx context.Context, target string) error {
-	list, err := r.Engine.List(ctx, map[string]string{docker.LabelManaged: "true", docker.LabelTargetName: target})
+	list, err := r.Engine.List(ctx, r.ownLabels(map[string]string{docker.LabelManaged: "true", docker.LabelTargetName: target}))
 	if err != nil {
 		return fmt.Errorf("list candidates of %s: %w", target, err)
 	}
