@@ -393,14 +393,16 @@ func (d *Direct) start(ctx context.Context, t Target) (Started, error) {
 	// While this CLI lives, collect the child's exit: an agent that dies
 	// during startup is then seen at once (instead of after the timeout) and
 	// leaves no zombie. Once the CLI exits, init adopts the agent.
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	// exited is closed when the child has exited; waitErr is set before.
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	if err := writeAtomic(d.PIDFile(), strconv.Itoa(pid)+"\n"); err != nil {
 		_ = cmd.Process.Kill()
 		return Started{}, err
 	}
 
-	version, err := d.waitReady(ctx, t, exited)
+	version, err := d.waitReady(ctx, t, exited, func() error { return waitErr })
 	if err != nil {
 		_ = syscall.Kill(pid, syscall.SIGTERM)
 		select {
@@ -414,7 +416,7 @@ func (d *Direct) start(ctx context.Context, t Target) (Started, error) {
 	return Started{PID: pid, Version: version}, nil
 }
 
-func (d *Direct) waitReady(ctx context.Context, t Target, exited <-chan error) (string, error) {
+func (d *Direct) waitReady(ctx context.Context, t Target, exited <-chan struct{}, waitErr func() error) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.readyTimeout())
 	defer cancel()
 	tick := time.NewTicker(100 * time.Millisecond)
@@ -424,8 +426,8 @@ func (d *Direct) waitReady(ctx context.Context, t Target, exited <-chan error) (
 			return v, nil
 		}
 		select {
-		case err := <-exited:
-			return "", fmt.Errorf("the agent exited during startup (%v): fix the cause below, then run enable again", err)
+		case <-exited:
+			return "", fmt.Errorf("the agent exited during startup (%v): fix the cause below, then run enable again", waitErr())
 		case <-ctx.Done():
 			return "", fmt.Errorf("the agent did not answer %s within %s", ReadyURL(t.MetricsListen), d.readyTimeout())
 		case <-tick.C:
