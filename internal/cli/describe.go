@@ -103,7 +103,7 @@ func writeBindingDescription(w io.Writer, b api.BindingView) error {
 			}
 			items.row("  "+src, "->", "file "+d.File.Path, "mode "+mode)
 		default:
-			items.row("  "+src, "->", "env "+d.Env, "")
+			items.row("  "+src, "->", "env "+d.Env)
 		}
 	}
 	for _, d := range spec.DataFrom {
@@ -111,7 +111,7 @@ func writeBindingDescription(w io.Writer, b api.BindingView) error {
 		if d.Dir != "" {
 			dst = "files " + strings.TrimSuffix(d.Dir, "/") + "/*"
 		}
-		items.row("  "+refString(d.RemoteRef)+" (all fields)", "->", dst, "")
+		items.row("  "+refString(d.RemoteRef)+" (all fields)", "->", dst)
 	}
 	if err := items.flush(); err != nil {
 		return err

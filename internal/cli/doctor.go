@@ -369,7 +369,7 @@ func (e *doctorEnv) enrichProvider(c api.Check, st v1alpha1.SecretStore) api.Che
 		c.Extra = map[string]string{}
 	}
 	name, _ := providers.ProviderName(&st)
-	c.Extra["provider"] = orDash(name)
+	c.Extra["type"] = orDash(name)
 	if addr := storeAddress(st.Spec); addr != "" {
 		c.Extra["address"] = addr
 	}
@@ -545,7 +545,7 @@ func (e *doctorEnv) checkBindings(ctx context.Context) api.Check {
 		c.Remediation = "check the selectors ('dso describe binding NAME') against 'docker ps'"
 		return c
 	}
-	c.Status, c.Detail = checkOK, fmt.Sprintf("all %s select a running container", plural(len(bindings), "binding"))
+	c.Status, c.Detail = checkOK, fmt.Sprintf("%s, each selects a running container", plural(len(bindings), "binding"))
 	return c
 }
 

@@ -227,5 +227,9 @@ func timeOrNever(t *metav1.Time) string {
 	if t == nil || t.IsZero() {
 		return "never"
 	}
-	return t.UTC().Format(time.RFC3339) + " (" + ago(t.Time) + ")"
+	rel := ago(t.Time)
+	if d := t.Sub(now()); d > 0 {
+		rel = "in " + shortDuration(d)
+	}
+	return t.UTC().Format(time.RFC3339) + " (" + rel + ")"
 }

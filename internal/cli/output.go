@@ -157,7 +157,16 @@ func checkOutputFormat(got string, allowed ...string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("unknown output format %q: use one of %s", got, strings.Join(allowed, ", "))
+	var named []string
+	for _, a := range allowed {
+		if a != "" { // "" is the default table, not something to type
+			named = append(named, a)
+		}
+	}
+	if len(named) == 1 {
+		return fmt.Errorf("unknown output format %q: use %s", got, named[0])
+	}
+	return fmt.Errorf("unknown output format %q: use %s or %s", got, strings.Join(named[:len(named)-1], ", "), named[len(named)-1])
 }
 
 // countOf formats a count with an irregular plural: countOf(2, "entry", "entries").
