@@ -352,3 +352,30 @@ func TestSystemStatusStopped(t *testing.T) {
 		t.Errorf("status shows %d log lines, want %d:\n%s", n, statusLogLines, r.out)
 	}
 }
+
+func TestSystemHelpGolden(t *testing.T) {
+	isolate(t)
+	plugin := map[string]string{originalCLICommandEnv: "docker"}
+	tests := []struct {
+		golden string
+		env    map[string]string
+		argv   []string
+	}{
+		{"help-system", nil, []string{"dso", "system", "--help"}},
+		{"help-logs", nil, []string{"dso", "system", "logs", "--help"}},
+		{"help-logs-plugin", plugin, []string{"docker-dso", "dso", "system", "logs", "--help"}},
+		{"help-enable", nil, []string{"dso", "system", "enable", "--help"}},
+		{"help-disable", nil, []string{"dso", "system", "disable", "--help"}},
+		{"help-restart", nil, []string{"dso", "system", "restart", "--help"}},
+		{"help-status", nil, []string{"dso", "system", "status", "--help"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.golden, func(t *testing.T) {
+			r := run(t, tc.env, "", tc.argv...)
+			if r.code != 0 || r.err != "" {
+				t.Fatalf("exit %d, stderr %q", r.code, r.err)
+			}
+			golden(t, "system/"+tc.golden, r.out)
+		})
+	}
+}
