@@ -442,7 +442,7 @@ func (a *Agent) run(ctx context.Context) error {
 	}
 	mgr.Add("api", controllers.RunnableFunc(func(ctx context.Context) error {
 		a.log.Info("serving the agent API", "socket", spec.Agent.API.Socket)
-		defer os.Remove(spec.Agent.API.Socket)
+		defer func() { _ = os.Remove(spec.Agent.API.Socket) }()
 		return api.Serve(ctx, sock, a.apiHandler())
 	}))
 	mgr.Add("housekeeping", controllers.RunnableFunc(func(ctx context.Context) error {
@@ -468,7 +468,7 @@ func (a *Agent) run(ctx context.Context) error {
 		return err
 	}
 	mgr.Add("metrics", controllers.RunnableFunc(func(ctx context.Context) error {
-		go func() { <-ctx.Done(); _ = srv.Shutdown(context.Background()) }()
+		go func() { <-ctx.Done(); _ = srv.Shutdown(context.WithoutCancel(ctx)) }()
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}

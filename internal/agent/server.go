@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"sort"
@@ -93,6 +94,14 @@ func (a *Agent) history(binding string, limit int) ([]api.Rotation, error) {
 	return out, nil
 }
 
+// i64 converts a counter, saturating (a uint64 counter never gets there).
+func i64(u uint64) int64 {
+	if u > math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return int64(u)
+}
+
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func storeHealth(st cache.StoreStats) string {
@@ -117,7 +126,7 @@ func (a *Agent) status(ctx context.Context) api.Status {
 		Runtime: api.Runtime{Version: v.Version, Commit: v.Commit, GoVersion: v.GoVersion, StartedAt: a.started.UTC(),
 			UptimeSeconds: time.Since(a.started).Seconds(), PID: os.Getpid(), ConfigFile: cfgPath,
 			DockerAPI: a.dockerAPI, DockerEngine: a.dockerEngine, Ready: a.ready.Load()},
-		Cache: api.CacheStatus{Entries: cs.Entries, Bytes: cs.Bytes, MaxBytes: cs.MaxBytes, Hits: int64(cs.Hits), Misses: int64(cs.Misses), HitRate: 100 * cs.HitRate()},
+		Cache: api.CacheStatus{Entries: cs.Entries, Bytes: cs.Bytes, MaxBytes: cs.MaxBytes, Hits: i64(cs.Hits), Misses: i64(cs.Misses), HitRate: 100 * cs.HitRate()},
 		Queues: []api.QueueStatus{
 			{Name: a.fetchCtl.Name(), Depth: a.fetchCtl.Len()},
 			{Name: a.swapCtl.Name(), Depth: a.swapCtl.Len()},
@@ -140,7 +149,7 @@ func (a *Agent) status(ctx context.Context) api.Status {
 		st := cs.Stores[n]
 		p := api.ProviderStatus{Store: n, Provider: st.Provider, Health: storeHealth(st), Circuit: st.Breaker.String(),
 			LatencyMs: api.Latency{Min: ms(st.Latency.Min), Avg: ms(st.Latency.Avg), Max: ms(st.Latency.Max), P50: ms(st.Latency.P50), P99: ms(st.Latency.P99)},
-			Calls:     int64(st.Calls), Errors: int64(st.Errors), LastError: a.lastStoreError(n)}
+			Calls:     i64(st.Calls), Errors: i64(st.Errors), LastError: a.lastStoreError(n)}
 		s.Providers = append(s.Providers, p)
 		s.Observability.ProviderLatency = append(s.Observability.ProviderLatency, api.ProviderLatency{Store: n, Min: p.LatencyMs.Min, Avg: p.LatencyMs.Avg, Max: p.LatencyMs.Max})
 		cb := api.CircuitBreaker{Store: n, State: st.Breaker.String(), ConsecutiveFailures: st.ConsecutiveFailures}

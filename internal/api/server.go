@@ -31,7 +31,8 @@ type Peer struct {
 // 0755, a stale socket is removed, and the socket is 0660 owned by root and
 // the dso group when that group exists.
 func Listen(path string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	// 0755: the dso group's members must reach the socket inside it.
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil { //nolint:gosec // see above
 		return nil, fmt.Errorf("create socket dir: %w", err)
 	}
 	if st, err := os.Lstat(path); err == nil {
@@ -48,7 +49,7 @@ func Listen(path string) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", path, err)
 	}
-	if err := os.Chmod(path, 0o660); err != nil {
+	if err := os.Chmod(path, 0o660); err != nil { //nolint:gosec // the dso group uses the socket
 		_ = ln.Close()
 		return nil, err
 	}
@@ -77,7 +78,7 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
 	}
 	go func() {
 		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}()

@@ -320,7 +320,7 @@ func (r *Reconciler) runSwap(ctx context.Context, rot *rotation, name string, cu
 		probes, err = r.gate(ctx, candID, timeout)
 		rot.Health = probes
 		if err != nil {
-			err = fmt.Errorf("%w: %v", ErrGateFailed, err)
+			err = fmt.Errorf("%w: %w", ErrGateFailed, err)
 		}
 		r.step(rot, StepHealth, err)
 		rot.log.Info("health check finished", "step", StepHealth, "healthy", err == nil, "probes", len(probes))
@@ -474,7 +474,7 @@ func (r *Reconciler) updateInPlace(ctx context.Context, name string, cur contain
 			}
 			rot.Health, err = r.gate(ctx, cur.ID, max(timeout, time.Second))
 			if err != nil {
-				err = fmt.Errorf("%w: %v", ErrGateFailed, err)
+				err = fmt.Errorf("%w: %w", ErrGateFailed, err)
 			}
 			r.step(rot, StepHealth, err)
 		}

@@ -217,14 +217,20 @@ func (r *Reconciler) ensureRunning(ctx context.Context, target, trace string, c 
 }
 
 func (r *Reconciler) restorePolicy(ctx context.Context, target, trace string, c container.InspectResponse) error {
-	want, err := docker.ParseRestartPolicy(c.Config.Labels[docker.LabelRestartPolicy])
-	if err != nil || c.HostConfig == nil || c.HostConfig.RestartPolicy == want || want.Name == "" {
+	want, perr := docker.ParseRestartPolicy(c.Config.Labels[docker.LabelRestartPolicy])
+	if perr != nil {
+		// A label dso did not write (or an older format): leave the policy
+		// as Docker has it rather than guess.
+		r.Log.Info("ignoring unreadable restart-policy label", "container", target, "error", perr.Error())
+		return nil
+	}
+	if c.HostConfig == nil || c.HostConfig.RestartPolicy == want || want.Name == "" {
 		return nil
 	}
 	if want.Name == container.RestartPolicyDisabled && c.HostConfig.RestartPolicy.Name == "" {
 		return nil
 	}
-	err = r.Engine.SetRestartPolicy(ctx, c.ID, want)
+	err := r.Engine.SetRestartPolicy(ctx, c.ID, want)
 	r.act(target, trace, "restored-restart-policy", "restart policy "+docker.FormatRestartPolicy(want), err)
 	return err
 }

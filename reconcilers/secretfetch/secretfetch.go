@@ -178,6 +178,6 @@ func Jitter(d time.Duration) time.Duration {
 	if d <= 0 {
 		return d
 	}
-	f := 0.9 + 0.2*rand.Float64()
+	f := 0.9 + 0.2*rand.Float64() //nolint:gosec // jitter, not a secret
 	return time.Duration(float64(d) * f)
 }
