@@ -221,7 +221,7 @@ func TestDoctorAgentDown(t *testing.T) {
 			if !strings.HasPrefix(provider[1], "fail") || !strings.Contains(provider[1], "unavailable") {
 				t.Errorf("vault-prod line %q: want fail ... unavailable", provider[1])
 			}
-			if strings.Contains(r.out, "s.doctor-token-value") {
+			if strings.Contains(r.out+r.err, "s.doctor-token-value") {
 				t.Error("the vault token appears in doctor's output")
 			}
 			golden(t, tc.golden, stable(fa, r.out))

@@ -77,6 +77,9 @@ func writeHistory(w io.Writer, rots []api.Rotation) error {
 	var failed []api.Rotation
 	for _, r := range rots {
 		result := orDash(r.Result)
+		if r.Result == "" && r.Finished.IsZero() {
+			result = "in-progress"
+		}
 		if r.Recovered {
 			result += " (recovered)"
 		}
