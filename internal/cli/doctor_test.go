@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -283,5 +284,53 @@ func TestDoctorAgentUp(t *testing.T) {
 			}
 			golden(t, tc.golden, stable(fa, r.out))
 		})
+	}
+}
+
+// `doctor --json` is {verdict, checks:[{id,name,status,detail,...}]}, with
+// the same exit status as the human form.
+func TestDoctorJSONSchema(t *testing.T) {
+	fa := newFakeAgent(t, false)
+	doctorFixture(t, fa)
+	doctorHost{docker: &fakeDocker{down: true}, tmpfs: false, freePct: 5, writable: true}.install(t)
+	r := fa.run(t, "doctor", "--json")
+	if r.code != 1 {
+		t.Errorf("exit %d, want 1", r.code)
+	}
+	var doc struct {
+		Verdict *string          `json:"verdict"`
+		Checks  []map[string]any `json:"checks"`
+	}
+	if err := json.Unmarshal([]byte(r.out), &doc); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, r.out)
+	}
+	if doc.Verdict == nil || !strings.HasPrefix(*doc.Verdict, "dso: unhealthy: ") {
+		t.Errorf("verdict = %v", doc.Verdict)
+	}
+	byID := map[string]map[string]any{}
+	for _, c := range doc.Checks {
+		for _, k := range []string{"id", "name", "status", "detail"} {
+			if _, ok := c[k].(string); !ok {
+				t.Errorf("check %v: %q missing or not a string", c["id"], k)
+			}
+		}
+		byID[c["id"].(string)] = c
+	}
+	want := map[string]string{
+		"docker": "fail", "agent": "fail", "config": "ok", "provider:files": "ok", "provider:vault-prod": "fail",
+		"tmpfs": "fail", "state": "warn", "bindings": "skip", "containers": "skip", "cache": "skip",
+	}
+	if len(byID) != len(want) {
+		t.Errorf("checks %v, want the ids %v", byID, want)
+	}
+	for id, st := range want {
+		c, ok := byID[id]
+		if !ok || c["status"] != st {
+			t.Errorf("check %s = %v, want status %s", id, c, st)
+			continue
+		}
+		if st == "fail" && c["remediation"] == nil {
+			t.Errorf("failing check %s has no remediation", id)
+		}
 	}
 }
