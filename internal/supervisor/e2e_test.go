@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -46,16 +47,39 @@ func needAgentHost(t *testing.T) {
 	_ = c.Close()
 }
 
-// buildDSO builds cmd/docker-dso into a temp dir once per test binary run.
+// TestMain removes the binary buildDSO built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		_ = os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
+}
+
+var built struct {
+	once     sync.Once
+	dir, bin string
+	err      error
+	out      []byte
+}
+
+// buildDSO builds cmd/docker-dso once per test binary run (a build takes
+// tens of seconds on the shared 2-core machines).
 func buildDSO(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "docker-dso")
-	c := exec.Command("go", "build", "-o", bin, "./cmd/docker-dso")
-	c.Dir = "../.."
-	if out, err := c.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/docker-dso: %v\n%s", err, out)
+	built.once.Do(func() {
+		if built.dir, built.err = os.MkdirTemp("", "dso-supervisor-test-"); built.err != nil {
+			return
+		}
+		built.bin = filepath.Join(built.dir, "docker-dso")
+		c := exec.Command("go", "build", "-o", built.bin, "./cmd/docker-dso")
+		c.Dir = "../.."
+		built.out, built.err = c.CombinedOutput()
+	})
+	if built.err != nil {
+		t.Fatalf("go build ./cmd/docker-dso: %v\n%s", built.err, built.out)
 	}
-	return bin
+	return built.bin
 }
 
 func freePort(t *testing.T) int {

@@ -80,7 +80,8 @@ func ReadProcess(pid int) (Process, error) {
 	}
 	p := Process{PID: pid, State: state}
 	if boot, err := bootTime(); err == nil {
-		p.Started = boot.Add(time.Duration(ticks) * time.Second / clockTicks)
+		// Ticks since boot fit int64 for 2.9 billion years of uptime.
+		p.Started = boot.Add(time.Duration(ticks) * time.Second / clockTicks) //nolint:gosec // G115: see above
 	}
 	cmdline, err := os.ReadFile(filepath.Join(dir, "cmdline"))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {

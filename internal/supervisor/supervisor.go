@@ -194,7 +194,9 @@ func (d *Direct) readPID() (int, error) {
 // enables would otherwise both start an agent. The lock is an flock, so it
 // is released when the process dies, never left behind.
 func (d *Direct) lock() (unlock func(), err error) {
-	if err := os.MkdirAll(d.RunDir, 0o755); err != nil {
+	// 0755 like /run/dso under systemd: the dso group reaches the API
+	// socket there, and status reads the pidfile without root.
+	if err := os.MkdirAll(d.RunDir, 0o755); err != nil { //nolint:gosec // G301: see above
 		return nil, fmt.Errorf("creating the run directory %s: %w (run as root or set %s)", d.RunDir, err, RunDirEnv)
 	}
 	p := filepath.Join(d.RunDir, lockName)
@@ -368,7 +370,8 @@ func (d *Direct) start(ctx context.Context, t Target) (Started, error) {
 	// catches what is printed before the logger exists (a bad config) and
 	// panics.
 	args = append(args, "--quiet")
-	out, err := os.OpenFile(d.OutputLog(), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	// 0640 like the agent log: group-readable for the dso group.
+	out, err := os.OpenFile(d.OutputLog(), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640) //nolint:gosec // G302: see above
 	if err != nil {
 		return Started{}, fmt.Errorf("opening the agent output log %s: %w", d.OutputLog(), err)
 	}
@@ -427,7 +430,11 @@ func (d *Direct) waitReady(ctx context.Context, t Target, exited <-chan struct{}
 		}
 		select {
 		case <-exited:
-			return "", fmt.Errorf("the agent exited during startup (%v): fix the cause below, then run enable again", waitErr())
+			err := waitErr()
+			if err == nil {
+				err = errors.New("exit status 0")
+			}
+			return "", fmt.Errorf("the agent exited during startup (%w): fix the cause below, then run enable again", err)
 		case <-ctx.Done():
 			return "", fmt.Errorf("the agent did not answer %s within %s", ReadyURL(t.MetricsListen), d.readyTimeout())
 		case <-tick.C:

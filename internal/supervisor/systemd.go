@@ -74,7 +74,7 @@ func (s Systemd) Install(ctx context.Context, bin, configPath string) error {
 	if bin != unitBin || configPath != unitConfig {
 		dropIn := fmt.Sprintf("# Written by `dso system enable`: the binary and config it was run with.\n[Service]\nExecStart=\nExecStart=%s agent --config %s --quiet\n",
 			systemdQuote(bin), systemdQuote(configPath))
-		if err := os.MkdirAll(filepath.Dir(DropInPath), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(DropInPath), 0o755); err != nil { //nolint:gosec // G301: unit directories are world-readable by convention
 			return fmt.Errorf("creating %s: %w", filepath.Dir(DropInPath), err)
 		}
 		if err := os.WriteFile(DropInPath, []byte(dropIn), 0o644); err != nil { //nolint:gosec // see above
