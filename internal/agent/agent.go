@@ -410,6 +410,10 @@ func (a *Agent) run(ctx context.Context) error {
 	if _, err := a.orphan.Reconcile(ctx, orphancleanup.Key{}); err != nil {
 		a.log.Error(err, "Automatic recovery: initial pass failed; retrying in the background")
 		a.orphanCtl.Enqueue(orphancleanup.Key{})
+	} else if run, _ := a.orphan.Last(); run != nil {
+		// Always one line at start, so `system logs | grep "Automatic recovery"`
+		// confirms the check ran even on a clean host.
+		a.log.Info("Automatic recovery: startup check complete", "incomplete_rotations", len(run.Found), "duration", run.Duration.String())
 	}
 
 	var mgr controllers.Manager
