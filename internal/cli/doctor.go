@@ -369,7 +369,9 @@ func (e *doctorEnv) enrichProvider(c api.Check, st v1alpha1.SecretStore) api.Che
 		c.Extra = map[string]string{}
 	}
 	name, _ := providers.ProviderName(&st)
-	c.Extra["type"] = orDash(name)
+	if _, ok := c.Extra["provider"]; !ok { // the agent's checks may say it already
+		c.Extra["type"] = orDash(name)
+	}
 	if addr := storeAddress(st.Spec); addr != "" {
 		c.Extra["address"] = addr
 	}
@@ -589,26 +591,42 @@ func (e *doctorEnv) checkContainers(ctx context.Context) api.Check {
 		c.Status, c.Detail = checkOK, "no managed containers"
 		return c
 	}
-	var bad []string
-	healthy := 0
+	var bad, stopped []string
+	healthy, targets := 0, 0
 	for _, ct := range list {
 		h := containerHealth(ct)
+		// A candidate of a swap in progress (it carries the id it
+		// replaces) is judged by that swap's health gate, not here: a
+		// created-not-started or still-starting candidate is normal.
+		if ct.Labels[docker.LabelReplaces] != "" {
+			c.Extra[containerName(ct)] = h + " (candidate of a rotation in progress)"
+			continue
+		}
+		targets++
 		c.Extra[containerName(ct)] = h
 		switch h {
 		case "healthy", "running, no healthcheck", "starting":
 			healthy++
-		default:
+		case "exited", "created", "paused":
+			stopped = append(stopped, containerName(ct)+" "+h)
+		default: // unhealthy, restarting, dead
 			bad = append(bad, containerName(ct)+" "+h)
 		}
 	}
 	sort.Strings(bad)
-	if len(bad) > 0 {
+	sort.Strings(stopped)
+	switch {
+	case len(bad) > 0:
 		c.Status = checkFail
-		c.Detail = fmt.Sprintf("%d of %d managed containers unhealthy: %s", len(bad), len(list), strings.Join(bad, ", "))
+		c.Detail = fmt.Sprintf("%d of %d managed containers unhealthy: %s", len(bad), targets, strings.Join(bad, ", "))
 		c.Remediation = "docker ps --filter health=unhealthy; docker inspect NAME --format '{{json .State.Health}}'; 'dso history' for failed rotations"
-		return c
+	case len(stopped) > 0:
+		c.Status = checkWarn
+		c.Detail = fmt.Sprintf("%d of %d managed containers not running: %s", len(stopped), targets, strings.Join(stopped, ", "))
+		c.Remediation = "start them (docker start NAME) or remove them if they are no longer wanted"
+	default:
+		c.Status, c.Detail = checkOK, fmt.Sprintf("%d of %d managed containers healthy or running", healthy, targets)
 	}
-	c.Status, c.Detail = checkOK, fmt.Sprintf("%d of %d managed containers healthy or running", healthy, len(list))
 	return c
 }
 

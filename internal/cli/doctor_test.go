@@ -262,6 +262,11 @@ func TestDoctorAgentUp(t *testing.T) {
 		{"unhealthy container and cold cache", []container.Summary{
 			running("shop-api-1", "Up 3 minutes (unhealthy)", map[string]string{"dso.dev/managed": "true", "com.docker.compose.project": "shop", "com.docker.compose.service": "api"}),
 		}, 10, 1, "dso: unhealthy: 1 failing (containers), 1 warning (cache)", "doctor/unhealthy-full", []string{"doctor", "--level", "full"}},
+		{"candidate mid-rotation is not judged, a stopped target warns", []container.Summary{
+			running("shop-api-1", "Up 3 minutes (healthy)", map[string]string{"dso.dev/managed": "true", "com.docker.compose.project": "shop", "com.docker.compose.service": "api"}),
+			{ID: "id-cand", Names: []string{"/shop-api-1-dso-1201589f"}, State: "created", Status: "Created", Labels: map[string]string{"dso.dev/managed": "true", "dso.dev/replaces": "id-shop-api-1"}},
+			{ID: "id-old", Names: []string{"/batch"}, State: "exited", Status: "Exited (0) 1 minute ago", Labels: map[string]string{"dso.dev/managed": "true"}},
+		}, 190, 0, "dso: healthy (9 checks ok, 1 warning (containers))", "doctor/stopped", []string{"doctor"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
