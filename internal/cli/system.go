@@ -30,6 +30,7 @@ this command resolves (--config, $DSO_CONFIG, /etc/dso/dso.yaml, ...).`,
 		newSystemDisableCommand(s),
 		newSystemRestartCommand(s),
 		newSystemStatusCommand(s),
+		newSystemBackupCommand(s),
 	)
 	return cmd
 }
