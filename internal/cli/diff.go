@@ -68,10 +68,9 @@ func writeDiff(w io.Writer, res api.ApplyResult) (int, error) {
 		}
 		changed++
 		what := it.Action
-		if what == "configured" {
-			what = "would be configured"
-		} else if what == "created" {
-			what = "would be created"
+		switch what {
+		case "configured", "created":
+			what = "would be " + what
 		}
 		fmt.Fprintf(&out, "%s %s\n", ref, what)
 		if it.Diff != "" {

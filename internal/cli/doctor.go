@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/user"
 	"sort"
@@ -461,7 +462,7 @@ func (e *doctorEnv) checkState() api.Check {
 	if total > 0 {
 		pct = float64(free) * 100 / float64(total)
 	}
-	c.Extra["free"] = fmt.Sprintf("%s of %s (%s)", bytesIEC(int64(free)), bytesIEC(int64(total)), percent(pct))
+	c.Extra["free"] = fmt.Sprintf("%s of %s (%s)", bytesIEC(clampInt64(free)), bytesIEC(clampInt64(total)), percent(pct))
 	detail := fmt.Sprintf("%s writable, %s free", dir, percent(pct))
 	status := checkOK
 	if werr := canWrite(dir); werr != nil {
@@ -738,7 +739,19 @@ func statfsUsage(dir string) (free, total uint64, err error) {
 	if err := unix.Statfs(dir, &st); err != nil {
 		return 0, 0, fmt.Errorf("statfs %s: %w", dir, err)
 	}
-	return st.Bavail * uint64(st.Bsize), st.Blocks * uint64(st.Bsize), nil
+	if st.Bsize <= 0 {
+		return 0, 0, fmt.Errorf("statfs %s: block size %d", dir, st.Bsize)
+	}
+	bs := uint64(st.Bsize) // positive, checked above
+	return st.Bavail * bs, st.Blocks * bs, nil
+}
+
+// clampInt64 converts a byte count for display, saturating at MaxInt64.
+func clampInt64(n uint64) int64 {
+	if n > math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return int64(n)
 }
 
 // readProcUsage reads a process's resident memory (VmRSS of
@@ -774,6 +787,7 @@ func readProcUsage(pid int) (rss, cpu string, err error) {
 	if err1 != nil || err2 != nil {
 		return "", "", fmt.Errorf("unexpected /proc/%d/stat", pid)
 	}
-	cpu = (time.Duration(ut+stt) * 10 * time.Millisecond).String()
+	ticks := clampInt64(ut + stt)
+	cpu = (time.Duration(ticks) * 10 * time.Millisecond).String()
 	return orDash(rss), cpu, nil
 }
