@@ -224,7 +224,7 @@ func (a *Agent) storeViews() []api.StoreView {
 	for _, s := range b.Stores {
 		p, _ := providers.ProviderName(&s)
 		st := cs.Stores[s.Name]
-		v := api.StoreView{Name: s.Name, Provider: p, Source: b.Origins["secretstore/"+s.Name], Created: s.CreationTimestamp.Time,
+		v := api.StoreView{Name: s.Name, Provider: p, Source: b.Origins["secretstore/"+s.Name], Created: created(s.CreationTimestamp, b.Origins["secretstore/"+s.Name], a.started),
 			Health: storeHealth(st), Circuit: st.Breaker.String(), Spec: s.Spec}
 		cond := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: "Reachable", Message: "the store answers"}
 		switch v.Health {
@@ -252,7 +252,7 @@ func (a *Agent) bindingViews(ctx context.Context, only string, detail bool) []ap
 		if only != "" && bd.Name != only {
 			continue
 		}
-		v := api.BindingView{Name: bd.Name, Source: b.Origins["secretbinding/"+bd.Name], Created: bd.CreationTimestamp.Time, Spec: bd.Spec}
+		v := api.BindingView{Name: bd.Name, Source: b.Origins["secretbinding/"+bd.Name], Created: created(bd.CreationTimestamp, b.Origins["secretbinding/"+bd.Name], a.started), Spec: bd.Spec}
 		// Synced: every key fetched and fresh.
 		synced, syncMsg := true, "every secret fetched"
 		var lastSync time.Time
@@ -339,6 +339,22 @@ func (a *Agent) bindingViews(ctx context.Context, only string, detail bool) []ap
 		out = append(out, v)
 	}
 	return out
+}
+
+// created is an object's creation time: the applied time, else the
+// modification time of the file that declares it, else the agent's start.
+func created(ts metav1.Time, origin string, fallback time.Time) time.Time {
+	if !ts.IsZero() {
+		return ts.Time
+	}
+	file := origin
+	if i := strings.LastIndexByte(origin, ':'); i > 0 {
+		file = origin[:i]
+	}
+	if st, err := os.Stat(file); err == nil {
+		return st.ModTime()
+	}
+	return fallback
 }
 
 func short12(h string) string {
@@ -684,18 +700,24 @@ func (a *Agent) doctor(ctx context.Context) []api.Check {
 	} else {
 		out = append(out, api.Check{ID: "tmpfs", Name: "secrets tmpfs", Status: "ok", Detail: dir + " is a tmpfs"})
 	}
-	if st, err := a.state.Stats(); err == nil {
-		out = append(out, api.Check{ID: "state-store", Name: "state store", Status: "ok", Detail: fmt.Sprintf("%s (%d bytes)", a.state.Path(), st.SizeBytes)})
-	}
+	// state: the store opens and the state dir has room.
+	c := api.Check{ID: "state", Name: "state dir", Status: "ok"}
+	st, err := a.state.Stats()
 	var fs syscall.Statfs_t
-	if err := syscall.Statfs(spec.State.Dir, &fs); err == nil {
+	switch {
+	case err != nil:
+		c.Status, c.Detail, c.Remediation = "fail", "state store: "+err.Error(), "check "+spec.State.Dir+" (permissions, disk)"
+	case syscall.Statfs(spec.State.Dir, &fs) != nil:
+		c.Detail = fmt.Sprintf("%s (%d bytes)", a.state.Path(), st.SizeBytes)
+	default:
 		free := float64(fs.Bavail) / float64(max(fs.Blocks, 1)) * 100
-		c := api.Check{ID: "state-disk", Name: "state dir free space", Status: "ok", Detail: fmt.Sprintf("%.0f%% free on %s", free, spec.State.Dir)}
+		c.Detail = fmt.Sprintf("%s (%d bytes), %.0f%% free", a.state.Path(), st.SizeBytes, free)
+		c.Extra = map[string]string{"path": a.state.Path(), "size_bytes": strconv.FormatInt(st.SizeBytes, 10), "free_percent": fmt.Sprintf("%.1f", free)}
 		if free < 10 {
 			c.Status, c.Remediation = "warn", "free disk space under "+spec.State.Dir
 		}
-		out = append(out, c)
 	}
+	out = append(out, c)
 	return out
 }
 
