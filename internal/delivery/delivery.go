@@ -93,14 +93,63 @@ func IsTmpfs(dir string) (bool, error) {
 
 var unsafeChars = regexp.MustCompile(`[^a-zA-Z0-9_.-]+`)
 
-// TargetDir is the directory of one target (a container name).
-func (w *Writer) TargetDir(target string) string {
-	sum := sha256.Sum256([]byte(target))
-	slug := unsafeChars.ReplaceAllString(strings.TrimPrefix(target, "/"), "_")
+// readable returns s when it is a safe path element, else a slug of it
+// with a short hash (so two different inputs never share a directory).
+func readable(s string) string {
+	if s != "" && s != "." && s != ".." && !strings.HasPrefix(s, "..") && !unsafeChars.MatchString(s) && len(s) <= 64 {
+		return s
+	}
+	sum := sha256.Sum256([]byte(s))
+	slug := unsafeChars.ReplaceAllString(s, "_")
+	slug = strings.TrimLeft(slug, ".")
 	if len(slug) > 40 {
 		slug = slug[:40]
 	}
-	return filepath.Join(w.Root, slug+"-"+hex.EncodeToString(sum[:4]))
+	return slug + "-" + hex.EncodeToString(sum[:4])
+}
+
+// TargetDir is the directory of one target: <root>/<container name>. The
+// path is predictable on purpose, so a compose file can bind-mount a
+// target's live directory up front (see DirFor).
+func (w *Writer) TargetDir(target string) string {
+	return filepath.Join(w.Root, readable(strings.TrimPrefix(target, "/")))
+}
+
+// DirName is the directory name a container directory gets inside a set:
+// the path without its leading slash, "/" replaced by "__"
+// (/run/secrets -> run__secrets). Paths with other characters get a slug
+// and a hash.
+func DirName(containerDir string) string {
+	if strings.Contains(containerDir, "__") {
+		return readable(containerDir + "\x00") // never readable: slug + hash
+	}
+	return readable(strings.ReplaceAll(strings.TrimPrefix(path.Clean(containerDir), "/"), "/", "__"))
+}
+
+// DirFor is the host directory holding target's files for containerDir in
+// the "live" set, i.e. what to bind-mount in a compose file:
+// <root>/<container name>/live/<DirName(containerDir)>.
+func (w *Writer) DirFor(target, containerDir string) string {
+	return filepath.Join(w.TargetDir(target), "live", DirName(containerDir))
+}
+
+// Mounts returns the mounts Write would return, without writing.
+func (w *Writer) Mounts(target, set string, files []File) []Mount {
+	seen := map[string]bool{}
+	var dirs []string
+	for _, f := range files {
+		d := path.Dir(f.Path)
+		if !seen[d] {
+			seen[d] = true
+			dirs = append(dirs, d)
+		}
+	}
+	sort.Strings(dirs)
+	out := make([]Mount, 0, len(dirs))
+	for _, d := range dirs {
+		out = append(out, Mount{Source: filepath.Join(w.TargetDir(target), set, DirName(d)), Target: d})
+	}
+	return out
 }
 
 // Write delivers files for target into the set named set ("live" for
@@ -129,9 +178,8 @@ func (w *Writer) Write(target, set string, files []File) ([]Mount, bool, error) 
 	changed := false
 	for _, d := range dirs {
 		// Named by the target directory, so a source stays stable when the
-		// set of directories changes.
-		sum := sha256.Sum256([]byte(d))
-		src := filepath.Join(base, hex.EncodeToString(sum[:6]))
+		// set of directories changes (and can be mounted up front).
+		src := filepath.Join(base, DirName(d))
 		c, err := w.writeDir(src, groups[d])
 		if err != nil {
 			return nil, false, err

@@ -211,3 +211,30 @@ func TestRemoveSetsZeroesContentAndStaysInside(t *testing.T) {
 		t.Errorf("file outside the set = %q, %v; want it untouched", b, err)
 	}
 }
+
+func TestPredictablePaths(t *testing.T) {
+	w := New("/run/dso/secrets")
+	for _, tc := range []struct{ target, dir, want string }{
+		{"shop-web-1", "/run/secrets", "/run/dso/secrets/shop-web-1/live/run__secrets"},
+		{"/api", "/etc/app/conf.d", "/run/dso/secrets/api/live/etc__app__conf.d"},
+	} {
+		if got := w.DirFor(tc.target, tc.dir); got != tc.want {
+			t.Errorf("DirFor(%q, %q) = %q, want %q", tc.target, tc.dir, got, tc.want)
+		}
+	}
+	// Unsafe or ambiguous names get a hash, never a shared directory.
+	if a, b := DirName("/a__b"), DirName("/a/b"); a == b {
+		t.Errorf("DirName collision: %q", a)
+	}
+	if d := w.TargetDir("../../etc"); filepath.Dir(d) != "/run/dso/secrets" {
+		t.Errorf("TargetDir escapes the root: %q", d)
+	}
+	files := []File{{Path: "/run/secrets/a", UID: -1, GID: -1}, {Path: "/etc/x/b", UID: -1, GID: -1}}
+	root := t.TempDir()
+	w = New(root)
+	got := w.Mounts("t", "live", files)
+	written, _, err := w.Write("t", "live", files)
+	if err != nil || len(got) != 2 || got[0] != written[0] || got[1] != written[1] {
+		t.Fatalf("Mounts = %v, Write = %v (%v)", got, written, err)
+	}
+}

@@ -52,5 +52,7 @@ type Planner interface {
 // FileWriter is the delivery writer (internal/delivery.Writer).
 type FileWriter interface {
 	Write(target, set string, files []delivery.File) ([]delivery.Mount, bool, error)
+	// Mounts returns the mounts Write would return, without writing.
+	Mounts(target, set string, files []delivery.File) []delivery.Mount
 	RemoveSets(target string, keep ...string) error
 }

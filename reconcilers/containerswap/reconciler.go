@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"path"
 	"sort"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/dso-dev/dso/api/v1alpha1"
+	"github.com/dso-dev/dso/internal/delivery"
 	"github.com/dso-dev/dso/internal/docker"
 	"github.com/dso-dev/dso/reconcilers"
 )
@@ -136,6 +138,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, name string) (reconcilers.Re
 		}
 		return reconcilers.Result{}, nil // converged: nothing at all happens
 	}
+	if plan.InPlace() && len(plan.Env) == 0 && premounted(cur, r.Files.Mounts(name, "live", plan.Files)) {
+		// The container already bind-mounts its live secret directories
+		// (declared in its compose file): files are updated in place, no
+		// swap is ever needed, even though dso did not create it.
+		return reconcilers.Result{}, r.updateInPlace(ctx, name, cur, plan)
+	}
 	if cur.HostConfig != nil && cur.HostConfig.NetworkMode.IsContainer() {
 		return reconcilers.Result{}, reconcilers.TerminalError(fmt.Errorf("container %s: %w", name, docker.ErrSharedNamespace))
 	}
@@ -150,6 +158,33 @@ func (r *Reconciler) Reconcile(ctx context.Context, name string) (reconcilers.Re
 		}
 	}
 	return reconcilers.Result{}, r.swap(ctx, name, cur, plan)
+}
+
+// premounted reports whether c bind-mounts every one of mounts at its target.
+func premounted(c container.InspectResponse, mounts []delivery.Mount) bool {
+	if len(mounts) == 0 {
+		return false
+	}
+	have := map[string]string{}
+	for _, m := range c.Mounts {
+		have[path.Clean(m.Destination)] = path.Clean(m.Source)
+	}
+	if c.HostConfig != nil {
+		for _, m := range c.HostConfig.Mounts {
+			have[path.Clean(m.Target)] = path.Clean(m.Source)
+		}
+		for _, b := range c.HostConfig.Binds {
+			if parts := strings.Split(b, ":"); len(parts) >= 2 {
+				have[path.Clean(parts[1])] = path.Clean(parts[0])
+			}
+		}
+	}
+	for _, m := range mounts {
+		if have[path.Clean(m.Target)] != path.Clean(m.Source) {
+			return false
+		}
+	}
+	return true
 }
 
 func newTraceID() string {
@@ -234,7 +269,7 @@ func (r *Reconciler) swap(ctx context.Context, name string, cur container.Inspec
 func (r *Reconciler) runSwap(ctx context.Context, rot *rotation, name string, cur container.InspectResponse, plan Plan, strategy v1alpha1.RotationStrategy) error {
 	// prepare: files for the candidate (a set of its own, so the old
 	// container keeps its files until cutover), and the create call.
-	set := plan.ContentHash[:12]
+	set := short(plan.ContentHash)
 	if plan.InPlace() {
 		set = "live"
 	}

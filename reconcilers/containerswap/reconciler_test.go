@@ -66,6 +66,10 @@ func (f *recordingFiles) Write(target, set string, files []delivery.File) ([]del
 
 func (f *recordingFiles) RemoveSets(string, ...string) error { return nil }
 
+func (f *recordingFiles) Mounts(target, set string, _ []delivery.File) []delivery.Mount {
+	return []delivery.Mount{{Source: "/run/dso/secrets/" + target + "/" + set + "/d", Target: "/run/secrets"}}
+}
+
 type recObserver struct {
 	NopObserver
 	mu        sync.Mutex
@@ -532,5 +536,33 @@ func TestRecoverOnlyOwnCandidates(t *testing.T) {
 	}
 	if seen != "agent-a" {
 		t.Fatalf("candidate agent label = %q", seen)
+	}
+}
+
+// TestPremountedComposeContainer: a container dso did not create, whose
+// compose file already bind-mounts its live secret directory, gets its
+// files in place and a signal — never a swap.
+func TestPremountedComposeContainer(t *testing.T) {
+	f := newFixture(t)
+	c := f.addApp("shop-web-1", false, map[string]string{"com.docker.compose.project": "shop"})
+	c.HostConfig.Binds = []string{"/run/dso/secrets/shop-web-1/live/d:/run/secrets:ro"}
+	plan := Plan{Bindings: []string{"tls"}, Strategy: v1alpha1.RotationSignal, Hash: "layout", ContentHash: "c1",
+		Files: []delivery.File{{Path: "/run/secrets/tls.pem", Value: []byte("v1"), UID: -1, GID: -1}}}
+	f.plans.plans["shop-web-1"] = plan
+	if err := f.reconcile(t, "shop-web-1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.eng.ActionStrings(); !reflect.DeepEqual(got, []string{"signal shop-web-1 SIGHUP"}) {
+		t.Fatalf("actions %q, want only a signal", got)
+	}
+	// Without the mount the same plan needs one swap.
+	f2 := newFixture(t)
+	f2.addApp("shop-web-1", false, nil)
+	f2.plans.plans["shop-web-1"] = plan
+	if err := f2.reconcile(t, "shop-web-1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := strip(f2.eng.ActionStrings()); len(got) == 0 || got[0] != "create shop-web-1-dso-TRACE" {
+		t.Fatalf("actions %q, want a swap", got)
 	}
 }
