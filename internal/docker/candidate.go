@@ -126,12 +126,24 @@ func withSecretMounts(old container.InspectResponse, secrets []SecretMount) []mo
 	for _, s := range secrets {
 		secretTargets[path.Clean(s.Target)] = true
 	}
+	named := map[string]string{} // destination -> volume name Docker gave it
+	for _, mp := range old.Mounts {
+		if mp.Type == mount.TypeVolume && mp.Name != "" {
+			named[path.Clean(mp.Destination)] = mp.Name
+		}
+	}
 	covered := map[string]bool{}
 	var out []mount.Mount
 	for _, m := range old.HostConfig.Mounts {
 		t := path.Clean(m.Target)
 		if secretTargets[t] {
 			continue // replaced below
+		}
+		if m.Type == mount.TypeVolume && m.Source == "" {
+			// An anonymous volume declared with --mount (or by Compose):
+			// re-mount the one Docker created, by name, or the candidate
+			// would start on a fresh empty volume.
+			m.Source = named[t]
 		}
 		covered[t] = true
 		out = append(out, m)

@@ -156,3 +156,25 @@ func TestRestartPolicyRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+func TestCandidateKeepsMountFlagAnonymousVolume(t *testing.T) {
+	old := inspectFixture()
+	old.HostConfig.Mounts = []mount.Mount{{Type: mount.TypeVolume, Target: "/data"}}
+	old.Mounts = append(old.Mounts, container.MountPoint{Type: mount.TypeVolume, Name: "anon-data-123", Destination: "/data", RW: true})
+	spec, err := CandidateSpec(old, CandidateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, m := range spec.HostConfig.Mounts {
+		if m.Target == "/data" {
+			n++
+			if m.Source != "anon-data-123" {
+				t.Errorf("/data source = %q, want the old anonymous volume", m.Source)
+			}
+		}
+	}
+	if n != 1 {
+		t.Errorf("/data mounted %d times", n)
+	}
+}

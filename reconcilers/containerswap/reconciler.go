@@ -160,6 +160,20 @@ func (r *Reconciler) Reconcile(ctx context.Context, name string) (reconcilers.Re
 	return reconcilers.Result{}, r.swap(ctx, name, cur, plan)
 }
 
+// healthFields puts the last health observation (exit code and output,
+// which the gate captured) on the "rotation failed" log line.
+func healthFields(ps []HealthProbe) []any {
+	if len(ps) == 0 {
+		return nil
+	}
+	p := ps[len(ps)-1]
+	out := strings.TrimSpace(p.Output)
+	if len(out) > 200 {
+		out = out[:200]
+	}
+	return []any{"step", StepHealth, "health_exit_code", p.ExitCode, "health_output", out, "health_source", p.Source}
+}
+
 // premounted reports whether c bind-mounts every one of mounts at its target.
 func premounted(c container.InspectResponse, mounts []delivery.Mount) bool {
 	if len(mounts) == 0 {
@@ -253,7 +267,7 @@ func (r *Reconciler) swap(ctx context.Context, name string, cur container.Inspec
 			rot.Result = "failed"
 		}
 		rot.Reason = err.Error()
-		rot.log.Error(err, "rotation failed", "reason", err.Error(), "duration_ms", rot.Duration().Milliseconds())
+		rot.log.Error(err, "rotation failed", append([]any{"reason", err.Error(), "duration_ms", rot.Duration().Milliseconds()}, healthFields(rot.Health)...)...)
 		if errors.Is(err, ErrGateFailed) {
 			r.observer().Degraded(plan.Bindings, name, err.Error(), true)
 		}
@@ -524,7 +538,7 @@ func (r *Reconciler) updateInPlace(ctx context.Context, name string, cur contain
 	rot.Finished = r.now()
 	if err != nil {
 		rot.Result, rot.Reason = "failed", err.Error()
-		rot.log.Error(err, "rotation failed", "reason", err.Error(), "duration_ms", rot.Duration().Milliseconds())
+		rot.log.Error(err, "rotation failed", append([]any{"reason", err.Error(), "duration_ms", rot.Duration().Milliseconds()}, healthFields(rot.Health)...)...)
 		if errors.Is(err, ErrGateFailed) {
 			r.observer().Degraded(plan.Bindings, name, err.Error(), true)
 		}

@@ -251,6 +251,9 @@ func TestReconcileActions(t *testing.T) {
 				if r.Result != "rolled-back" || len(r.Health) == 0 {
 					t.Errorf("rotation record: result %q, %d health probes (want diagnostics)", r.Result, len(r.Health))
 				}
+				if !strings.Contains(f.logs.String(), `"health_exit_code"=`) {
+					t.Errorf("'rotation failed' lacks the health diagnostics:\n%s", f.logs.String())
+				}
 				if !strings.Contains(f.logs.String(), `"msg"="rotation failed"`) {
 					t.Errorf("no 'rotation failed' log line:\n%s", f.logs.String())
 				}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/docker/docker/api/types/container"
 
@@ -136,6 +137,15 @@ func (r *Reconciler) recoverOne(ctx context.Context, target string, cand contain
 
 	healthy := cand.State != nil && cand.State.Running && !cand.State.Restarting &&
 		(cand.State.Health == nil || cand.State.Health.Status == container.Healthy)
+	if !healthy && oldExists && cand.State != nil && cand.State.Running && cand.State.Health != nil &&
+		cand.State.Health.Status == container.Starting && hasHealthcheck(cand) {
+		// Docker has not run its first check yet (it waits a whole
+		// interval); the gate had run the check itself. Do the same now.
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		code, _, err := r.Engine.Exec(pctx, cand.ID, execCommand(cand.Config.Healthcheck.Test))
+		cancel()
+		healthy = err == nil && code == 0
+	}
 	switch {
 	case oldExists && strings.TrimPrefix(old.Name, "/") == target:
 		// Cutover never started: the old container is the truth. A later
