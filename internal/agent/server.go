@@ -391,36 +391,18 @@ func (a *Agent) handleApply(w http.ResponseWriter, r *http.Request) {
 		}
 		switch tm.Kind {
 		case v1alpha1.KindSecretStore:
-			var s v1alpha1.SecretStore
-			if err := strictJSON(raw, &s); err != nil {
-				api.WriteError(w, 400, fmt.Sprintf("objects[%d] (SecretStore): %v", i, err))
-				return
-			}
-			s.Default()
-			if errs := s.Validate(); len(errs) > 0 {
-				api.WriteError(w, 400, fmt.Sprintf("secretstore/%s: %s", s.Name, fieldErrors(errs)))
-				return
-			}
-			if o, ok := fileBundle.Origins["secretstore/"+s.Name]; ok {
-				api.WriteError(w, 409, fmt.Sprintf("secretstore/%s is declared in %s: edit it there", s.Name, o))
+			s, code, err := decodeApplied[v1alpha1.SecretStore](raw, i, "secretstore", fileBundle.Origins)
+			if err != nil {
+				api.WriteError(w, code, err.Error())
 				return
 			}
 			s.Status = v1alpha1.SecretStoreStatus{}
 			next.stores[s.Name] = s
 			items = append(items, api.ApplyItem{Kind: "secretstore", Name: s.Name})
 		case v1alpha1.KindSecretBinding:
-			var b v1alpha1.SecretBinding
-			if err := strictJSON(raw, &b); err != nil {
-				api.WriteError(w, 400, fmt.Sprintf("objects[%d] (SecretBinding): %v", i, err))
-				return
-			}
-			b.Default()
-			if errs := b.Validate(); len(errs) > 0 {
-				api.WriteError(w, 400, fmt.Sprintf("secretbinding/%s: %s", b.Name, fieldErrors(errs)))
-				return
-			}
-			if o, ok := fileBundle.Origins["secretbinding/"+b.Name]; ok {
-				api.WriteError(w, 409, fmt.Sprintf("secretbinding/%s is declared in %s: edit it there", b.Name, o))
+			b, code, err := decodeApplied[v1alpha1.SecretBinding](raw, i, "secretbinding", fileBundle.Origins)
+			if err != nil {
+				api.WriteError(w, code, err.Error())
 				return
 			}
 			b.Status = v1alpha1.SecretBindingStatus{}
@@ -506,6 +488,33 @@ func (a *Agent) handleApply(w http.ResponseWriter, r *http.Request) {
 	}
 	a.log.Info("objects applied", "items", len(items))
 	api.WriteJSON(w, 200, api.ApplyResult{Items: items})
+}
+
+// appliable is a SecretStore or SecretBinding pointer.
+type appliable[T any] interface {
+	*T
+	Default()
+	Validate() field.ErrorList
+	GetName() string
+}
+
+// decodeApplied decodes one applied object strictly, defaults and validates
+// it, and refuses names declared in a config file. On error it returns the
+// HTTP status to answer with.
+func decodeApplied[T any, PT appliable[T]](raw []byte, i int, kind string, origins map[string]string) (T, int, error) {
+	var obj T
+	p := PT(&obj)
+	if err := strictJSON(raw, p); err != nil {
+		return obj, 400, fmt.Errorf("objects[%d] (%s): %w", i, kind, err)
+	}
+	p.Default()
+	if errs := p.Validate(); len(errs) > 0 {
+		return obj, 400, fmt.Errorf("%s/%s: %s", kind, p.GetName(), fieldErrors(errs))
+	}
+	if o, ok := origins[kind+"/"+p.GetName()]; ok {
+		return obj, 409, fmt.Errorf("%s/%s is declared in %s: edit it there", kind, p.GetName(), o)
+	}
+	return obj, 0, nil
 }
 
 func (a *Agent) handleDelete(w http.ResponseWriter, r *http.Request) {
