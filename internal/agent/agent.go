@@ -383,6 +383,9 @@ func (changeToReady) Recovery(containerswap.RecoveryAction)   {}
 func (changeToReady) LockWait(string, time.Duration)          {}
 func (changeToReady) Degraded([]string, string, string, bool) {}
 func (c changeToReady) RotationFinished(r *containerswap.Rotation) {
+	// The set of managed containers changed: refresh the gauge now rather
+	// than at the next 15 s tick.
+	go c.a.updateManagedGauge(context.Background())
 	if r.Result != "succeeded" {
 		return
 	}

@@ -178,16 +178,18 @@ spec:
 	waitFor(t, "rotation after webhook", func() bool { h := hashOf(); return h != "" && h != first })
 
 	// Metrics are served and were set by the rotation.
-	resp, err = http.Get("http://" + metricsAddr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	for _, want := range []string{`dso_rotations_total{result="succeeded",strategy="rolling"} 2`, "workqueue_adds_total{name=\"containerswap\"}"} {
-		if !strings.Contains(string(body), want) {
-			t.Errorf("metrics lack %s", want)
+	metricsText := func() string {
+		resp, err := http.Get("http://" + metricsAddr + "/metrics")
+		if err != nil {
+			return ""
 		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return string(body)
+	}
+	for _, want := range []string{`dso_rotations_total{result="succeeded",strategy="rolling"} 2`, "workqueue_adds_total{name=\"containerswap\"}",
+		"dso_secret_change_to_ready_seconds_count 1", `dso_managed_containers{health="healthy"} 1`, "dso_cache_entries 1", `dso_provider_requests_total{op="get",provider="file",result="ok",store="files"}`} {
+		waitFor(t, "metric "+want, func() bool { return strings.Contains(metricsText(), want) })
 	}
 
 	// Both rotations were notified, signed.

@@ -214,7 +214,17 @@ func (e *Engine) List(_ context.Context, labels map[string]string) ([]container.
 		if c.Running {
 			state = "running"
 		}
-		out = append(out, container.Summary{ID: c.ID, Names: []string{"/" + c.Name}, Image: c.Config.Image, Labels: copyMap(c.Config.Labels), State: state})
+		status := "Exited (0)"
+		if c.Running {
+			status = "Up"
+			switch c.Health {
+			case "healthy", "unhealthy":
+				status += " (" + c.Health + ")"
+			case "starting":
+				status += " (health: starting)"
+			}
+		}
+		out = append(out, container.Summary{ID: c.ID, Names: []string{"/" + c.Name}, Image: c.Config.Image, Labels: copyMap(c.Config.Labels), State: state, Status: status})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Names[0] < out[j].Names[0] })
 	return out, nil
