@@ -467,6 +467,7 @@ func (a *Agent) run(ctx context.Context) error {
 				}
 			case <-m.C:
 				a.updateManagedGauge(ctx)
+				a.updateConditionGauges(ctx)
 			}
 		}
 	}))
@@ -502,8 +503,22 @@ func (a *Agent) watchReady(ctx context.Context, mgr *controllers.Manager) {
 					close(a.opts.Ready)
 				}
 				a.updateManagedGauge(ctx)
+				a.updateConditionGauges(ctx)
 				return
 			}
+		}
+	}
+}
+
+// updateConditionGauges exports each binding's Ready and Synced conditions
+// (Degraded is set by the rotation observer as gates fail and pass).
+func (a *Agent) updateConditionGauges(ctx context.Context) {
+	for _, v := range a.bindingViews(ctx, "", false) {
+		for _, c := range v.Status.Conditions {
+			if c.Type == v1alpha1.ConditionDegraded {
+				continue
+			}
+			a.metrics.SetBindingCondition(v.Name, c.Type, c.Status == "True")
 		}
 	}
 }

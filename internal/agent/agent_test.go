@@ -188,7 +188,7 @@ spec:
 		return string(body)
 	}
 	for _, want := range []string{`dso_rotations_total{result="succeeded",strategy="rolling"} 2`, "workqueue_adds_total{name=\"containerswap\"}",
-		"dso_secret_change_to_ready_seconds_count 1", `dso_managed_containers{health="healthy"} 1`, "dso_cache_entries 1", `dso_provider_requests_total{op="get",provider="file",result="ok",store="files"}`} {
+		"dso_secret_change_to_ready_seconds_count 1", `dso_binding_condition{binding="api",condition="Synced"}`, `dso_managed_containers{health="healthy"} 1`, "dso_cache_entries 1", `dso_provider_requests_total{op="get",provider="file",result="ok",store="files"}`} {
 		waitFor(t, "metric "+want, func() bool { return strings.Contains(metricsText(), want) })
 	}
 
