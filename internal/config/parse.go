@@ -272,7 +272,7 @@ func parseDocument(file string, n *yaml.Node, errs *ErrorList) *document {
 			d.kind = v1alpha1.KindAgentConfig
 			d.plain = true
 		case top["providers"] != nil || top["secrets"] != nil:
-			w.fail(n, "kind", "this looks like the older DSO schema (providers:/secrets:), which this version does not read: convert it with `docker dso migrate`")
+			w.fail(n, "kind", "this looks like the older DSO schema (providers:/secrets:), which this version does not read: rewrite each provider as a SecretStore and each secret as a SecretBinding (see config/samples/)")
 			return nil
 		default:
 			w.fail(n, "kind", "kind is required: one of "+strings.Join(kinds, ", ")+" (a file with only agent:, logging:, state: or bindings: keys is an AgentConfig)")
