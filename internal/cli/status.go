@@ -192,7 +192,7 @@ func writeStatus(w io.Writer, st api.Status) error {
 	}
 
 	c := st.Cache
-	fmt.Fprintf(&b, "\nCache: %s, %s of %s, hit rate %s (%d hits, %d misses), utilisation %s\n",
+	fmt.Fprintf(&b, "\nCache: %s, %s of %s, hit rate %s (%d hits, %d misses), cache utilisation %s\n",
 		countOf(c.Entries, "entry", "entries"), bytesIEC(c.Bytes), bytesIEC(c.MaxBytes), percent(c.HitRate), c.Hits, c.Misses, percent(c.Utilization))
 
 	queues := make([]string, 0, len(st.Queues))

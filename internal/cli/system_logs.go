@@ -83,6 +83,12 @@ search.`,
 					o.n = 0
 				}
 			}
+			// Piped into grep/wc (the operations guide's alerts), the whole
+			// log is searched: a 20-entry window would silently hide what
+			// the pipeline looks for. On a terminal the default stays 20.
+			if !cmd.Flags().Changed("lines") && !follow && !logsToTerminal(s.Out) {
+				o.n = 0
+			}
 			file, loadErr := agentLogFile(cmd)
 			if loadErr != nil {
 				note(s.Err, "Warning: the agent's config does not load (%v); reading %s\n", loadErr, file)
@@ -96,7 +102,7 @@ search.`,
 		},
 	}
 	f := cmd.Flags()
-	f.IntVarP(&n, "lines", "n", 20, "number of entries to show (0 for all)")
+	f.IntVarP(&n, "lines", "n", 20, "number of entries to show (0 for all; when stdout is not a terminal and -n is not given, all)")
 	f.BoolVarP(&follow, "follow", "f", false, "keep printing new entries until Ctrl-C")
 	f.StringVarP(&priority, "priority", "p", "", "show this level and more severe: err, warning, info, debug")
 	f.StringVar(&since, "since", "", `show entries since a time: 1h, 30m, 7d ago, RFC 3339, or "2006-01-02 15:04" (local time)`)
@@ -497,3 +503,6 @@ func tailLog(file string, n int) []string {
 	}
 	return p.last
 }
+
+// logsToTerminal reports whether w is a terminal (a variable for tests).
+var logsToTerminal = func(w io.Writer) bool { return isTerminal(w) }

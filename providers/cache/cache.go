@@ -274,6 +274,15 @@ func (c *Cache) get(ctx context.Context, store string, ref providers.Ref, refres
 		c.misses++
 		st.misses++
 	}
+	// A forced refresh of a key with nothing cached is a miss too (the
+	// first fetch after start, or after an eviction): the value had to
+	// come from the provider. A refresh of a cached value is a poll, not a miss.
+	missed := !refresh
+	if refresh && c.entries[k] == nil {
+		c.misses++
+		st.misses++
+		missed = true
+	}
 	cl := c.calls[k]
 	if cl == nil {
 		// Validate here, on the miss path only: ValidateRef allocates,
@@ -290,7 +299,7 @@ func (c *Cache) get(ctx context.Context, store string, ref providers.Ref, refres
 	}
 	cl.waiters++
 	c.mu.Unlock()
-	if !refresh {
+	if missed {
 		c.obs.OnMiss(store)
 	}
 

@@ -709,3 +709,24 @@ func TestHitAllocations(t *testing.T) {
 		t.Errorf("a hit costs %v allocations, want <= 2", allocs)
 	}
 }
+
+// A forced refresh of an uncached key is a miss (the value had to come
+// from the provider); a refresh of a cached value is a poll, not a miss.
+func TestRefreshMisses(t *testing.T) {
+	f := newFake("a", secret)
+	c, _ := newCache(t, Options{TTL: time.Minute}, f, v1alpha1.RateLimit{}, BreakerOptions{})
+	for i, want := range []uint64{1, 1, 1} {
+		if _, err := c.Refresh(context.Background(), "s", providers.Ref{Key: "a"}); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.Stats().Misses; got != want {
+			t.Fatalf("refresh %d: misses = %d, want %d", i, got, want)
+		}
+	}
+	if _, err := c.Get(context.Background(), "s", providers.Ref{Key: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	if st := c.Stats(); st.Hits != 1 || st.Misses != 1 {
+		t.Fatalf("after a Get: hits %d misses %d, want 1 and 1", st.Hits, st.Misses)
+	}
+}
