@@ -455,22 +455,8 @@ func walkGuide(t *testing.T, g *guideEnv, failedTrace, histBefore string) {
 
 	// --- High Cache Miss Rate
 	g.step("docker dso status | grep -i cache", nonEmpty("a cache line"))
-	g.step("docker dso system logs | grep cache_miss", func(r result) (string, error) {
-		if strings.TrimSpace(r.out) != "" {
-			return "cache_miss lines", nil
-		}
-		// Empty as written. The agent logs cache_miss only for a lookup
-		// that finds no fresh entry (providers/cache get without refresh);
-		// secretfetch's own reads on start, on a store change and on the
-		// poll are forced refreshes, which are not misses, and the swaps
-		// then read hits. Tell that apart from a window problem: search
-		// the whole log.
-		all := g.sh("sh", g.bin+" system logs -n 0 | grep -c cache_miss", 60*time.Second, false)
-		if n := strings.TrimSpace(all.out); n != "0" && n != "" {
-			return "", fmt.Errorf("empty as written, but the whole log (-n 0) has %s cache_miss lines: the default window of 20 entries hides them", n)
-		}
-		return "empty: no lookup missed the cache in this run (every provider read was a refresh, every swap's read a hit; status shows 0 misses)", nil
-	})
+	// The first fetch of each key after a start is a miss: there must be some.
+	g.step("docker dso system logs | grep cache_miss", nonEmpty("cache_miss lines"))
 	g.writeEditor("edit-ttl", `sed -i 's/ttl: 1h/ttl: 4h/' "$1"`)
 	g.nano(fileHas(g.cfg, "ttl: 4h"))
 	t.Log("guide: # Change: cache.max_size: 500Mi → 1Gi -> checked (already 1Gi from the edit above)")
@@ -514,9 +500,8 @@ func walkGuide(t *testing.T, g *guideEnv, failedTrace, histBefore string) {
 	g.step("docker dso doctor", nil)
 	g.step("docker dso system logs -n 20", nil)
 	g.step("docker dso system logs --since 7d | grep rotation", nonEmpty("rotation lines"))
-	// Lower-case "cache": the status table says "Cache"; record whether
-	// the guide's case-sensitive grep finds anything.
-	g.step("docker dso status | grep cache", anyExit("case-sensitive grep; see the output"))
+	// Lower case: the Cache line says "cache utilisation" too.
+	g.step("docker dso status | grep cache", nonEmpty("the cache line"))
 	g.step("docker dso config validate", nil)
 
 	// --- Backup & Recovery. The guide tars the state dir; a running
