@@ -23,6 +23,7 @@ import (
 	"github.com/dso-dev/dso/internal/config"
 	"github.com/dso-dev/dso/internal/delivery"
 	"github.com/dso-dev/dso/internal/docker"
+	"github.com/dso-dev/dso/internal/state"
 	"github.com/dso-dev/dso/internal/version"
 	"github.com/dso-dev/dso/providers"
 	"github.com/dso-dev/dso/providers/cache"
@@ -749,30 +750,32 @@ func (o objectSet) clone() objectSet {
 }
 
 func (a *Agent) loadApplied() (objectSet, error) {
-	set := objectSet{stores: map[string]v1alpha1.SecretStore{}, bindings: map[string]v1alpha1.SecretBinding{}}
-	ss, err := a.state.ListObjects(v1alpha1.KindSecretStore)
+	stores, err := listApplied[v1alpha1.SecretStore](a.state, v1alpha1.KindSecretStore)
 	if err != nil {
-		return set, err
+		return objectSet{}, err
 	}
-	for n, raw := range ss {
-		var s v1alpha1.SecretStore
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return set, fmt.Errorf("state store: secretstore/%s: %w", n, err)
-		}
-		set.stores[n] = s
-	}
-	bs, err := a.state.ListObjects(v1alpha1.KindSecretBinding)
+	bindings, err := listApplied[v1alpha1.SecretBinding](a.state, v1alpha1.KindSecretBinding)
 	if err != nil {
-		return set, err
+		return objectSet{}, err
 	}
-	for n, raw := range bs {
-		var b v1alpha1.SecretBinding
-		if err := json.Unmarshal(raw, &b); err != nil {
-			return set, fmt.Errorf("state store: secretbinding/%s: %w", n, err)
+	return objectSet{stores: stores, bindings: bindings}, nil
+}
+
+// listApplied decodes the applied objects of one kind from the state store.
+func listApplied[T any](st *state.Store, kind string) (map[string]T, error) {
+	raw, err := st.ListObjects(kind)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]T, len(raw))
+	for n, b := range raw {
+		var obj T
+		if err := json.Unmarshal(b, &obj); err != nil {
+			return nil, fmt.Errorf("state store: %s/%s: %w", strings.ToLower(kind), n, err)
 		}
-		set.bindings[n] = b
+		out[n] = obj
 	}
-	return set, nil
+	return out, nil
 }
 
 // mergeBundles adds applied objects to the config-file bundle. Names

@@ -35,19 +35,9 @@ bindings folders are owned by those files: edit the files instead.`,
   cat api-db.yaml | dso apply -f -`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			objs, err := readObjects(files, s)
+			res, err := sendObjects(cmd, s, files, false)
 			if err != nil {
 				return err
-			}
-			t, err := resolveAgent(cmd)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := callCtx(cmd)
-			defer cancel()
-			res, err := t.client.Apply(ctx, api.ApplyRequest{Objects: objs})
-			if err != nil {
-				return wrapAgentErr(err, "applying")
 			}
 			var out strings.Builder
 			for _, it := range res.Items {
@@ -152,4 +142,28 @@ func readObjects(args []string, s Streams) ([]json.RawMessage, error) {
 		return nil, errors.New("no SecretStore or SecretBinding document found: nothing to send")
 	}
 	return objs, nil
+}
+
+// sendObjects reads the objects of files (checked like config validate) and
+// sends them to the agent: stored, or with dryRun only compared (diff).
+func sendObjects(cmd *cobra.Command, s Streams, files []string, dryRun bool) (api.ApplyResult, error) {
+	objs, err := readObjects(files, s)
+	if err != nil {
+		return api.ApplyResult{}, err
+	}
+	t, err := resolveAgent(cmd)
+	if err != nil {
+		return api.ApplyResult{}, err
+	}
+	ctx, cancel := callCtx(cmd)
+	defer cancel()
+	res, err := t.client.Apply(ctx, api.ApplyRequest{Objects: objs, DryRun: dryRun})
+	if err != nil {
+		doing := "applying"
+		if dryRun {
+			doing = "computing the diff"
+		}
+		return res, wrapAgentErr(err, doing)
+	}
+	return res, nil
 }

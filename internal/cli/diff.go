@@ -26,19 +26,9 @@ something would (or when the diff could not be computed).`,
   dso diff -f ./bindings/ && echo "in sync"`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			objs, err := readObjects(files, s)
+			res, err := sendObjects(cmd, s, files, true)
 			if err != nil {
 				return err
-			}
-			t, err := resolveAgent(cmd)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := callCtx(cmd)
-			defer cancel()
-			res, err := t.client.Apply(ctx, api.ApplyRequest{Objects: objs, DryRun: true})
-			if err != nil {
-				return wrapAgentErr(err, "computing the diff")
 			}
 			changed, err := writeDiff(s.Out, res)
 			if err != nil {
