@@ -87,6 +87,8 @@ type Agent struct {
 	polls     *sources.PollTimers[FetchKey]
 	ready     atomic.Bool
 
+	prefetched sync.Map // FetchKey -> true, consumed by secretfetch once
+
 	changeMu   sync.Mutex
 	changeSeen map[string]time.Time // target -> when a consumed secret changed
 
@@ -181,9 +183,10 @@ func newAgent(ctx context.Context, opts Options) (*Agent, error) {
 	}
 	a.fetch = &secretfetch.Reconciler{
 		Cache: a.cache, Log: a.log.WithName("secretfetch"), ExternalTimers: true,
-		Interval: func(k FetchKey) (time.Duration, bool) { iv, ok := a.model.Keys()[k]; return iv, ok },
-		Targets:  a.targetsOf,
-		Changed:  a.secretChanged,
+		Prefetched: func(k FetchKey) bool { _, ok := a.prefetched.LoadAndDelete(k); return ok },
+		Interval:   func(k FetchKey) (time.Duration, bool) { iv, ok := a.model.Keys()[k]; return iv, ok },
+		Targets:    a.targetsOf,
+		Changed:    a.secretChanged,
 	}
 	a.orphan = &orphancleanup.Reconciler{Swap: a.swap, Log: a.log.WithName("orphancleanup")}
 
@@ -250,8 +253,19 @@ func (a *Agent) apply(ctx context.Context, b *config.Bundle) error {
 	a.model.Set(b.Stores, b.Bindings, b.Agent.Spec.Agent.Watch.PollingInterval.D())
 	keys := a.model.Keys()
 	a.polls.Set(keys)
+	// Stores that can batch (AWS) are filled in a few calls first; their
+	// keys are enqueued when that is done and read from the cache then.
+	batched := map[string]bool{}
+	for name, sc := range a.clients {
+		if _, ok := sc.client.(providers.BatchClient); ok {
+			batched[name] = true
+			go a.prefetch(ctx, name)
+		}
+	}
 	for k := range keys {
-		a.fetchCtl.Enqueue(k)
+		if !batched[k.Store] {
+			a.fetchCtl.Enqueue(k)
+		}
 	}
 	for _, c := range a.containers(ctx) {
 		a.swapCtl.Enqueue(strings.TrimPrefix(c.Names[0], "/"))
@@ -276,6 +290,31 @@ func hasEnv(b *v1alpha1.SecretBinding) bool {
 		}
 	}
 	return false
+}
+
+// prefetch fills the cache for one batch-capable store, then enqueues its
+// keys, marking the ones the batch fetched so secretfetch reads them from
+// the cache instead of calling the provider once more per key.
+func (a *Agent) prefetch(ctx context.Context, store string) {
+	keys := a.model.KeysOfStore(store)
+	refs := make([]providers.Ref, 0, len(keys))
+	for _, k := range keys {
+		refs = append(refs, providers.Ref{Key: k.Key, Version: k.Version})
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	n, err := a.cache.Prefetch(pctx, store, refs)
+	cancel()
+	if err != nil {
+		a.log.Info("batch prefetch failed; fetching keys one by one", "store", store, "error", err.Error())
+	} else {
+		a.log.Info("batch prefetch", "store", store, "keys", len(keys), "fetched", n)
+	}
+	for _, k := range keys {
+		if err == nil && k.Version == "" {
+			a.prefetched.Store(k, true)
+		}
+		a.fetchCtl.Enqueue(k)
+	}
 }
 
 // watchStore follows a store that can announce its changes (the local

@@ -35,9 +35,12 @@ func (k Key) String() string {
 	return s
 }
 
-// Refresher is the cache's forced fetch.
+// Refresher is the cache: Refresh forces a provider call, Get serves a
+// fresh cached value (used right after a batch prefetch, so it is not
+// followed by one call per key).
 type Refresher interface {
 	Refresh(ctx context.Context, store string, ref providers.Ref) (cache.Entry, error)
+	Get(ctx context.Context, store string, ref providers.Ref) (cache.Entry, error)
 }
 
 // Reconciler fetches secrets and reports changes.
@@ -54,6 +57,9 @@ type Reconciler struct {
 	Log     logr.Logger
 	// Jitter, for tests; default ±10% uniform.
 	Jitter func(time.Duration) time.Duration
+	// Prefetched reports (once) that k was just fetched by a batch
+	// prefetch; Reconcile then reads the cache instead of calling again.
+	Prefetched func(k Key) bool
 	// ExternalTimers is set when poll timers (controllers/sources.PollTimers)
 	// enqueue the keys: Reconcile then never asks to be requeued itself.
 	ExternalTimers bool
@@ -110,7 +116,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, k Key) (reconcilers.Result, 
 		r.mu.Unlock()
 		return reconcilers.Result{}, nil
 	}
-	e, err := r.Cache.Refresh(ctx, k.Store, providers.Ref{Key: k.Key, Version: k.Version})
+	fetch := r.Cache.Refresh
+	if r.Prefetched != nil && r.Prefetched(k) {
+		fetch = r.Cache.Get // just fetched in a batch: no second call
+	}
+	e, err := fetch(ctx, k.Store, providers.Ref{Key: k.Key, Version: k.Version})
 	var staleErr error
 	if err == nil && e.Stale {
 		staleErr = e.LastError

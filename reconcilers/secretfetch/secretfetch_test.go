@@ -15,10 +15,16 @@ import (
 )
 
 type scripted struct {
-	values []string
-	errs   []error
-	stale  []bool
-	calls  int
+	values    []string
+	errs      []error
+	stale     []bool
+	calls     int
+	firstGets int
+}
+
+func (s *scripted) Get(ctx context.Context, store string, ref providers.Ref) (cache.Entry, error) {
+	s.firstGets++
+	return s.Refresh(ctx, store, ref)
 }
 
 func (s *scripted) Refresh(_ context.Context, store string, ref providers.Ref) (cache.Entry, error) {
@@ -67,6 +73,9 @@ func TestReconcileNotifiesOnChangeOnly(t *testing.T) {
 	if len(changed) != 2 {
 		t.Fatalf("error notified targets: %v", changed)
 	}
+	if src.firstGets != 0 {
+		t.Errorf("%d Gets without a prefetch, want 0 (every look forces a refresh)", src.firstGets)
+	}
 	if !strings.Contains(logs.String(), "serving stale secret value") {
 		t.Errorf("stale value not logged:\n%s", logs.String())
 	}
@@ -92,5 +101,21 @@ func TestJitterBounds(t *testing.T) {
 		if j < 90*time.Second || j > 110*time.Second {
 			t.Fatalf("jitter %v outside ±10%%", j)
 		}
+	}
+}
+
+func TestPrefetchedKeyReadsTheCache(t *testing.T) {
+	src := &scripted{values: []string{"v1", "v1"}}
+	once := true
+	r := &Reconciler{Cache: src, Interval: func(Key) (time.Duration, bool) { return time.Minute, true },
+		Targets: func(Key) []string { return nil }, Changed: func(string, Key) {},
+		Prefetched: func(Key) bool { p := once; once = false; return p }}
+	for range 2 {
+		if _, err := r.Reconcile(context.Background(), Key{Store: "s", Key: "k"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if src.firstGets != 1 || src.calls != 2 {
+		t.Fatalf("gets %d, calls %d: want the prefetched look from the cache, then a refresh", src.firstGets, src.calls)
 	}
 }
