@@ -471,10 +471,13 @@ func (c *Cache) fetch(ctx context.Context, cl *call, k cacheKey, st *storeState,
 	if cl.waiters == 0 {
 		zeroSecret(cl.secret)
 	}
-	close(cl.done)
 	n, b := len(c.entries), c.bytes
 	c.mu.Unlock()
 
+	// The observer hears of the call before any waiter is released, so a
+	// Get that returns has its provider call, breaker change and size
+	// already counted (metrics read right after a Get are exact).
+	defer close(cl.done)
 	if called {
 		c.obs.OnProviderCall(st.name, st.provider, "get", label, dur)
 	}
