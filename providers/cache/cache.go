@@ -145,6 +145,9 @@ type storeState struct {
 	client         providers.Client
 	limiter        *rate.Limiter // nil: unlimited
 	br             breaker
+	// holdUntil is set from a provider's Retry-After hint: until then no
+	// call goes to the store (a stale value is served where there is one).
+	holdUntil time.Time
 
 	hits, misses, calls, errors uint64
 	lat                         latency
@@ -399,14 +402,18 @@ func (c *Cache) fetch(ctx context.Context, cl *call, k cacheKey, st *storeState,
 	)
 
 	c.mu.Lock()
-	ok, ch := st.br.allow(c.clock.Now())
-	if ch {
-		changed = append(changed, st.br.state)
-	}
-	if !ok {
-		openErr = providers.Wrap(providers.KindUnavailable, st.name, ref.Key, st.br.lastErr,
-			fmt.Sprintf("circuit breaker is open after %d consecutive failures, no call made; next probe at %s",
-				st.br.failures, st.br.retryAt().UTC().Format(time.RFC3339)))
+	if now := c.clock.Now(); now.Before(st.holdUntil) {
+		openErr = holdError(st, ref.Key, now) // a breaker probe waits too
+	} else {
+		ok, ch := st.br.allow(now)
+		if ch {
+			changed = append(changed, st.br.state)
+		}
+		if !ok {
+			openErr = providers.Wrap(providers.KindUnavailable, st.name, ref.Key, st.br.lastErr,
+				fmt.Sprintf("circuit breaker is open after %d consecutive failures, no call made; next probe at %s",
+					st.br.failures, st.br.retryAt().UTC().Format(time.RFC3339)))
+		}
 	}
 	c.mu.Unlock()
 
@@ -432,6 +439,9 @@ func (c *Cache) fetch(ctx context.Context, cl *call, k cacheKey, st *storeState,
 		st.lat.record(dur)
 		if err != nil {
 			st.errors++
+		}
+		if d := retryAfter(err); d > 0 {
+			st.holdUntil = now.Add(d)
 		}
 		var ch bool
 		switch out {
@@ -485,6 +495,30 @@ func (c *Cache) fetch(ctx context.Context, cl *call, k cacheKey, st *storeState,
 		c.obs.OnBreakerState(st.name, s)
 	}
 	c.obs.OnSize(n, b)
+}
+
+// MaxRetryAfter caps how long a provider's Retry-After hint holds back
+// calls to its store.
+const MaxRetryAfter = 5 * time.Minute
+
+// retryAfter is the provider's Retry-After hint carried by err, capped.
+func retryAfter(err error) time.Duration {
+	var pe *providers.Error
+	if !errors.As(err, &pe) || pe.RetryAfter <= 0 {
+		return 0
+	}
+	return min(time.Duration(pe.RetryAfter), MaxRetryAfter)
+}
+
+// holdError is the answer, without a call, while a store's Retry-After
+// hint holds; it carries the time left so callers can back off as long.
+func holdError(st *storeState, key string, now time.Time) error {
+	left := st.holdUntil.Sub(now)
+	e := providers.Errorf(providers.KindUnavailable, st.name, key,
+		"the store asked to retry after %s (Retry-After), no call made; next call at %s",
+		left.Round(time.Second), st.holdUntil.UTC().Format(time.RFC3339))
+	e.RetryAfter = int64(left)
+	return e
 }
 
 // waitToken takes one token from the store's bucket, waiting on the cache's

@@ -394,7 +394,7 @@ func TestBreakerTransitions(t *testing.T) {
 			t.Fatalf("%s: calls=%d state=%v, want %d %v", s.name, f.count(), st.Breaker, s.wantCalls, s.wantState)
 		}
 	}
-	c.inflight.Wait() // observer calls happen after the waiters are released
+	c.inflight.Wait()
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	want := []BreakerState{BreakerOpen, BreakerHalfOpen, BreakerOpen, BreakerHalfOpen, BreakerOpen, BreakerHalfOpen, BreakerOpen, BreakerHalfOpen, BreakerClosed, BreakerOpen, BreakerHalfOpen, BreakerClosed}
@@ -728,5 +728,68 @@ func TestRefreshMisses(t *testing.T) {
 	}
 	if st := c.Stats(); st.Hits != 1 || st.Misses != 1 {
 		t.Fatalf("after a Get: hits %d misses %d, want 1 and 1", st.Hits, st.Misses)
+	}
+}
+
+// TestRetryAfterHoldsCalls: a provider's Retry-After hint keeps calls away
+// from the store until it has passed, a cached value is served stale in the
+// meantime, and the hint is capped at MaxRetryAfter.
+func TestRetryAfterHoldsCalls(t *testing.T) {
+	throttled := func(d time.Duration) error {
+		e := providers.Errorf(providers.KindUnavailable, "s", "a", "429 Too Many Requests")
+		e.RetryAfter = int64(d)
+		return e
+	}
+	f := newFake("a", secret, "b", secret)
+	c, clk := newCache(t, Options{TTL: time.Second}, f, v1alpha1.RateLimit{}, BreakerOptions{Threshold: 100})
+	a, b := providers.Ref{Key: "a"}, providers.Ref{Key: "b"}
+
+	if _, err := c.Get(ctx, "s", a); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(2 * time.Second) // "a" is due again
+	f.script(throttled(30 * time.Second))
+	e, err := c.Get(ctx, "s", a)
+	if err != nil || !e.Stale || string(e.Secret.Value) != secret {
+		t.Fatalf("throttled refresh: stale=%v err=%v, want the old value served stale", e.Stale, err)
+	}
+	calls := f.count()
+
+	// Within the hint: no call at all, for any key of the store.
+	clk.Advance(10 * time.Second)
+	_, err = c.Get(ctx, "s", b)
+	var pe *providers.Error
+	if !errors.As(err, &pe) || pe.Kind != providers.KindUnavailable || !strings.Contains(err.Error(), "Retry-After") {
+		t.Fatalf("held store: err = %v, want unavailable naming Retry-After", err)
+	}
+	if left := time.Duration(pe.RetryAfter); left != 20*time.Second {
+		t.Errorf("held error RetryAfter = %v, want the 20s left", left)
+	}
+	if f.count() != calls {
+		t.Fatalf("%d provider calls while held, want none", f.count()-calls)
+	}
+
+	// After it: calls go out again.
+	clk.Advance(20 * time.Second)
+	if _, err := c.Get(ctx, "s", b); err != nil {
+		t.Fatalf("after the hint: %v", err)
+	}
+	if f.count() != calls+1 {
+		t.Fatalf("calls after the hint = %d, want %d", f.count(), calls+1)
+	}
+
+	// An absurd hint is capped.
+	f.script(throttled(24 * time.Hour))
+	if e, _ := c.Refresh(ctx, "s", b); !e.Stale {
+		t.Fatal("throttled refresh of b: want the cached value served stale")
+	}
+	calls = f.count()
+	clk.Advance(MaxRetryAfter - time.Second)
+	if e, _ := c.Refresh(ctx, "s", b); !e.Stale || f.count() != calls {
+		t.Fatalf("just before MaxRetryAfter: stale=%v calls=%d, want stale and no call", e.Stale, f.count()-calls)
+	}
+	clk.Advance(time.Second)
+	if e, err := c.Refresh(ctx, "s", b); err != nil || e.Stale || f.count() != calls+1 {
+		t.Fatalf("at MaxRetryAfter: stale=%v err=%v calls=%d, want one fresh call", e.Stale, err, f.count()-calls)
 	}
 }

@@ -9,6 +9,7 @@ package secretfetch
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -134,6 +135,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, k Key) (reconcilers.Result, 
 		r.Log.Info("secret fetch failed", "store", k.Store, "key", k.Key, "kind", providers.KindOf(err).String(), "error", err.Error())
 		if providers.KindOf(err) == providers.KindInvalidRef || providers.KindOf(err) == providers.KindInvalidConfig {
 			return reconcilers.Result{RequeueAfter: r.jitter(interval)}, nil
+		}
+		var pe *providers.Error
+		if errors.As(err, &pe) && pe.RetryAfter > 0 {
+			// The store said when to come back (429 Retry-After): that
+			// beats a guessed backoff, and asking sooner cannot help.
+			return reconcilers.Result{RequeueAfter: time.Duration(pe.RetryAfter)}, nil
 		}
 		return reconcilers.Result{}, err
 	}

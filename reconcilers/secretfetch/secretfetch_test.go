@@ -119,3 +119,22 @@ func TestPrefetchedKeyReadsTheCache(t *testing.T) {
 		t.Fatalf("gets %d, calls %d: want the prefetched look from the cache, then a refresh", src.firstGets, src.calls)
 	}
 }
+
+// TestRetryAfterRequeuesThen: a store's Retry-After hint decides when the
+// key is asked again, instead of the error backoff.
+func TestRetryAfterRequeuesThen(t *testing.T) {
+	throttled := providers.Errorf(providers.KindUnavailable, "s", "k", "429 Too Many Requests")
+	throttled.RetryAfter = int64(42 * time.Second)
+	src := &scripted{values: []string{""}, errs: []error{throttled}}
+	r := &Reconciler{
+		Cache:    src,
+		Interval: func(Key) (time.Duration, bool) { return time.Minute, true },
+		Targets:  func(Key) []string { return nil },
+		Changed:  func(string, Key) {},
+		Log:      funcr.New(func(_, _ string) {}, funcr.Options{}),
+	}
+	res, err := r.Reconcile(context.Background(), Key{Store: "s", Key: "k"})
+	if err != nil || res.RequeueAfter != 42*time.Second {
+		t.Fatalf("res=%v err=%v, want RequeueAfter 42s and no error", res, err)
+	}
+}
