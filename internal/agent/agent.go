@@ -45,6 +45,8 @@ type Options struct {
 	Log    logr.Logger
 	// Engine overrides the Docker client (tests).
 	Engine docker.Engine
+	// Registry overrides the provider registry (tests; nil: every provider).
+	Registry *providers.Registry
 	// Fault is the crash-point hook of the faultinject build (nil: none).
 	Fault func(point string)
 	// Ready is closed once the agent is ready (informer synced, orphan
@@ -118,7 +120,11 @@ func newAgent(ctx context.Context, opts Options) (*Agent, error) {
 		}
 	}
 	spec := b.Agent.Spec
-	a := &Agent{opts: opts, log: opts.Log, bundle: b, reg: all.Registry(), rec: NewRecorder(200), started: time.Now(),
+	reg := opts.Registry
+	if reg == nil {
+		reg = all.Registry()
+	}
+	a := &Agent{opts: opts, log: opts.Log, bundle: b, reg: reg, rec: NewRecorder(200), started: time.Now(),
 		clients: map[string]storeClient{}, changeSeen: map[string]time.Time{}, watchCancel: map[string]context.CancelFunc{}}
 	metrics.RegisterWorkqueueProvider()
 	a.metrics = metrics.New()
