@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -37,10 +38,13 @@ type FileWatcherOptions struct {
 // one over it, which ends a watch on the file itself.
 type FileWatcher struct {
 	configFile string
-	dirs       []string
 	onReload   func()
 	opts       FileWatcherOptions
 	log        logr.Logger
+
+	mu          sync.Mutex
+	dirs        []string
+	dirsChanged chan struct{}
 }
 
 // NewFileWatcher watches configFile (may be "") and the bindings dirs (which
@@ -56,17 +60,42 @@ func NewFileWatcher(configFile string, dirs []string, onReload func(), opts File
 	if opts.Log.GetSink() == nil {
 		opts.Log = logr.Discard()
 	}
+	if configFile != "" {
+		configFile = filepath.Clean(configFile)
+	}
+	return &FileWatcher{configFile: configFile, dirs: cleanDirs(dirs), onReload: onReload, opts: opts,
+		log: opts.Log.WithValues("source", "files"), dirsChanged: make(chan struct{}, 1)}
+}
+
+func cleanDirs(dirs []string) []string {
 	clean := make([]string, 0, len(dirs))
 	for _, d := range dirs {
 		if d != "" {
 			clean = append(clean, filepath.Clean(d))
 		}
 	}
-	if configFile != "" {
-		configFile = filepath.Clean(configFile)
+	return clean
+}
+
+// SetDirs replaces the bindings folders being watched (a reloaded config
+// may name others in bindings.dirs): new folders are watched from now on,
+// folders no longer named stop being watched. It does not reload by
+// itself; the caller has just loaded the config that named them.
+func (w *FileWatcher) SetDirs(dirs []string) {
+	clean := cleanDirs(dirs)
+	w.mu.Lock()
+	w.dirs = clean
+	w.mu.Unlock()
+	select {
+	case w.dirsChanged <- struct{}{}:
+	default:
 	}
-	return &FileWatcher{configFile: configFile, dirs: clean, onReload: onReload, opts: opts,
-		log: opts.Log.WithValues("source", "files")}
+}
+
+func (w *FileWatcher) currentDirs() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.dirs
 }
 
 // wanted lists the directories to hold a watch on: the config file's
@@ -84,7 +113,7 @@ func (w *FileWatcher) wanted() []string {
 	if w.configFile != "" {
 		add(filepath.Dir(w.configFile))
 	}
-	for _, d := range w.dirs {
+	for _, d := range w.currentDirs() {
 		add(d)
 		add(filepath.Dir(d))
 	}
@@ -98,7 +127,7 @@ func (w *FileWatcher) relevant(path string) bool {
 		return true
 	}
 	parent := filepath.Dir(path)
-	for _, d := range w.dirs {
+	for _, d := range w.currentDirs() {
 		if path == d || parent == d {
 			return true
 		}
@@ -168,6 +197,16 @@ func (w *FileWatcher) Start(ctx context.Context) error {
 			return nil
 		case <-recheck.C:
 			sync(false)
+		case <-w.dirsChanged:
+			want := w.wantedSet()
+			for d := range watched {
+				if _, ok := want[d]; !ok {
+					delete(watched, d)
+					_ = fw.Remove(d)
+					w.log.V(1).Info("no longer watching directory", "dir", d)
+				}
+			}
+			sync(true) // the config naming them was just loaded: no reload
 		case <-sigs:
 			w.log.Info("SIGHUP received; reloading configuration")
 			request()

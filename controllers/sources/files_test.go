@@ -15,6 +15,7 @@ type watchFixture struct {
 	root, config, bindings string
 	reloads                atomic.Int32
 	sigs                   chan os.Signal
+	w                      *FileWatcher
 }
 
 func startFileWatcher(t *testing.T, bindingsExist bool, bindings func(root string) string) *watchFixture {
@@ -33,6 +34,7 @@ func startFileWatcher(t *testing.T, bindingsExist bool, bindings func(root strin
 	}
 	w := NewFileWatcher(f.config, []string{f.bindings}, func() { f.reloads.Add(1) },
 		FileWatcherOptions{Debounce: 30 * time.Millisecond, Recheck: 50 * time.Millisecond, Signals: f.sigs})
+	f.w = w
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.Start(ctx) }()
@@ -161,5 +163,32 @@ func TestFileWatcherIgnoresUnrelatedAndCoalesces(t *testing.T) {
 	// One reload is expected; a slow machine may split the burst once.
 	if n := f.reloads.Load(); n > 2 {
 		t.Fatalf("a burst of 20 writes caused %d reloads, want 1 (debounced)", n)
+	}
+}
+
+// TestFileWatcherSetDirs: a reloaded config naming other bindings folders
+// moves the watch: the new folder's changes reload, the old one's do not.
+func TestFileWatcherSetDirs(t *testing.T) {
+	f := startFileWatcher(t, true, nil)
+	other := filepath.Join(f.root, "gitops")
+	if err := os.Mkdir(other, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// The new folder's parent (root) is watched already for the config
+	// file, so creating it may reload; wait for that to settle.
+	time.Sleep(200 * time.Millisecond)
+	f.w.SetDirs([]string{other})
+	time.Sleep(200 * time.Millisecond)
+
+	before := f.reloads.Load()
+	write(t, filepath.Join(other, "web.yaml"), "kind: SecretBinding\n")
+	f.expectReload(t, before, "a binding added in the new folder")
+
+	time.Sleep(200 * time.Millisecond)
+	before = f.reloads.Load()
+	write(t, filepath.Join(f.bindings, "old.yaml"), "kind: SecretBinding\n")
+	time.Sleep(500 * time.Millisecond) // 10x the debounce: long enough for a reload that should not come
+	if n := f.reloads.Load(); n != before {
+		t.Errorf("%d reloads after a change in the folder no longer named, want 0", n-before)
 	}
 }

@@ -68,8 +68,9 @@ type Agent struct {
 	started time.Time
 
 	mu         sync.Mutex
-	bundle     *config.Bundle // effective: config files + applied objects
-	fileBundle *config.Bundle // config file and bindings folders only
+	fileWatch  *sources.FileWatcher // nil without a config file
+	bundle     *config.Bundle       // effective: config files + applied objects
+	fileBundle *config.Bundle       // config file and bindings folders only
 	clients    map[string]storeClient
 	applyMu    sync.Mutex
 
@@ -373,6 +374,9 @@ func (a *Agent) reload(ctx context.Context) {
 		a.log.Error(err, "config reload failed; keeping the running configuration")
 		return
 	}
+	if a.fileWatch != nil {
+		a.fileWatch.SetDirs(b.Agent.Spec.Bindings.Dirs) // bindings.dirs may have changed
+	}
 	a.log.Info("configuration reloaded", "stores", len(b.Stores), "bindings", len(b.Bindings))
 }
 
@@ -476,7 +480,8 @@ func (a *Agent) run(ctx context.Context) error {
 	}
 	spec := a.bundle.Agent.Spec
 	if a.opts.ConfigPath != "" {
-		mgr.Add("config-watch", sources.NewFileWatcher(a.opts.ConfigPath, spec.Bindings.Dirs, func() { a.reload(ctx) }, sources.FileWatcherOptions{Log: a.log.WithName("config")}))
+		a.fileWatch = sources.NewFileWatcher(a.opts.ConfigPath, spec.Bindings.Dirs, func() { a.reload(ctx) }, sources.FileWatcherOptions{Log: a.log.WithName("config")})
+		mgr.Add("config-watch", a.fileWatch)
 	}
 	if wh := spec.Agent.Watch.Webhook; wh.Enabled {
 		h, err := a.webhookHandler(wh)
