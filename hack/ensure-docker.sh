@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# Makes sure a Docker engine answers, for CI and fresh machines.
+# Makes sure a Docker engine answers and docker-compose is installed, for CI
+# and fresh machines.
+#
+# docker-compose (the e2e tests drive `docker-compose up`/`down`) is installed
+# from Debian's docker-compose package when the command is missing, whether
+# or not an engine already answers; that needs root and apt-get.
 #
 # An engine that already answers is used as it is: this script exits 0 and
-# touches nothing. Only when none answers does it install Debian's docker.io
+# touches nothing else. Only when none answers does it install Debian's docker.io
 # (if dockerd is missing) and start dockerd in the background, configured as
 # NOTES.md found to work in unprivileged-network sandboxes: no iptables
 # management, published ports on 127.0.0.1 only. It never stops or restarts
@@ -23,8 +28,33 @@ server_answers() {
   command -v docker >/dev/null 2>&1 && docker version --format '{{.Server.Version}}' >/dev/null 2>&1
 }
 
+apt_updated=0
+apt_install() {
+  command -v apt-get >/dev/null 2>&1 || fail "apt-get is not available to install $1; install it by hand"
+  export DEBIAN_FRONTEND=noninteractive
+  if [ "$apt_updated" -eq 0 ]; then
+    apt-get update || fail "apt-get update failed; check the package sources, then retry"
+    apt_updated=1
+  fi
+  apt-get install -y "$1" || fail "apt-get install $1 failed; see the apt output above"
+}
+
+ensure_compose() {
+  if command -v docker-compose >/dev/null 2>&1; then
+    return 0
+  fi
+  if [ "$(id -u)" -ne 0 ]; then
+    fail "docker-compose is not installed and this is not root, so it cannot be installed; install Debian's docker-compose package (or run this script as root) and retry"
+  fi
+  echo "ensure-docker: docker-compose not found; installing Debian's docker-compose"
+  apt_install docker-compose
+  command -v docker-compose >/dev/null 2>&1 || fail "docker-compose is still not on PATH after installing the package"
+  echo "ensure-docker: installed $(docker-compose version --short 2>/dev/null || echo docker-compose)"
+}
+
 if server_answers; then
   echo "ensure-docker: engine $(docker version --format '{{.Server.Version}} (API {{.Server.APIVersion}})') already answers"
+  ensure_compose
   exit 0
 fi
 
@@ -37,10 +67,9 @@ fi
 if ! command -v dockerd >/dev/null 2>&1 || ! command -v docker >/dev/null 2>&1; then
   echo "ensure-docker: dockerd not found; installing Debian's docker.io"
   command -v apt-get >/dev/null 2>&1 || fail "dockerd is missing and apt-get is not available to install docker.io; install Docker Engine by hand"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update || fail "apt-get update failed; check the package sources, then retry"
-  apt-get install -y docker.io || fail "apt-get install docker.io failed; see the apt output above"
+  apt_install docker.io
 fi
+ensure_compose
 
 # A socket without a live engine behind it (left from a crashed dockerd)
 # would make dockerd refuse to start; a pidfile naming a live dockerd means
