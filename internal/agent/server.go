@@ -646,6 +646,13 @@ func (a *Agent) handleRotate(w http.ResponseWriter, r *http.Request) {
 				delete(pending, t)
 				continue
 			}
+			if a.swap.ConvergedSince(t, start) {
+				// A pass begun after the refresh found nothing to change
+				// (also for premounted targets, which carry no hash label).
+				emit(api.RotateProgress{Target: t, Phase: "unchanged", Message: "already runs the current secrets"})
+				delete(pending, t)
+				continue
+			}
 			ins, err := a.engine.Inspect(r.Context(), t)
 			if err != nil {
 				continue

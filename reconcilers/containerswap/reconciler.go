@@ -9,6 +9,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -48,6 +49,31 @@ type Reconciler struct {
 	// AgentID is written on every candidate (dso.dev/agent); recovery acts
 	// only on candidates carrying it. Empty: act on every dso candidate.
 	AgentID string
+
+	convergedMu sync.Mutex
+	converged   map[string]time.Time // target -> start of its last no-op reconcile
+}
+
+// markConverged records that a reconcile of name that began at began found
+// nothing to change (label hash equal, or in-place files already current).
+func (r *Reconciler) markConverged(name string, began time.Time) {
+	r.convergedMu.Lock()
+	defer r.convergedMu.Unlock()
+	if r.converged == nil {
+		r.converged = map[string]time.Time{}
+	}
+	r.converged[name] = began
+}
+
+// ConvergedSince reports whether a reconcile of name that began at or after
+// t found the target already running its current secrets. `rotate --wait`
+// uses it for targets whose convergence leaves no label to compare, such as
+// Compose containers that pre-mount their live secret directory.
+func (r *Reconciler) ConvergedSince(name string, t time.Time) bool {
+	r.convergedMu.Lock()
+	defer r.convergedMu.Unlock()
+	began, ok := r.converged[name]
+	return ok && !began.Before(t)
 }
 
 func (r *Reconciler) now() time.Time {
@@ -106,6 +132,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, name string) (reconcilers.Re
 	if err := r.recoverLocked(ctx, name); err != nil {
 		return reconcilers.Result{}, err
 	}
+	began := r.now()
 	cur, err := r.Engine.Inspect(ctx, name)
 	if docker.IsNotFound(err) {
 		return reconcilers.Result{}, nil
@@ -134,15 +161,16 @@ func (r *Reconciler) Reconcile(ctx context.Context, name string) (reconcilers.Re
 	actual := cur.Config.Labels[docker.LabelSecretHash]
 	if actual == plan.Hash {
 		if plan.InPlace() && len(plan.Files) > 0 {
-			return reconcilers.Result{}, r.updateInPlace(ctx, name, cur, plan)
+			return reconcilers.Result{}, r.updateInPlace(ctx, name, cur, plan, began)
 		}
+		r.markConverged(name, began)
 		return reconcilers.Result{}, nil // converged: nothing at all happens
 	}
 	if plan.InPlace() && len(plan.Env) == 0 && premounted(cur, r.Files.Mounts(name, "live", plan.Files)) {
 		// The container already bind-mounts its live secret directories
 		// (declared in its compose file): files are updated in place, no
 		// swap is ever needed, even though dso did not create it.
-		return reconcilers.Result{}, r.updateInPlace(ctx, name, cur, plan)
+		return reconcilers.Result{}, r.updateInPlace(ctx, name, cur, plan, began)
 	}
 	if cur.HostConfig != nil && cur.HostConfig.NetworkMode.IsContainer() {
 		return reconcilers.Result{}, reconcilers.TerminalError(fmt.Errorf("container %s: %w", name, docker.ErrSharedNamespace))
@@ -500,9 +528,12 @@ func (r *Reconciler) removeCandidate(ctx context.Context, rot *rotation, id stri
 
 // updateInPlace rewrites a file-only target's files under its existing
 // mounts, then restarts, signals or leaves it.
-func (r *Reconciler) updateInPlace(ctx context.Context, name string, cur container.InspectResponse, plan Plan) error {
+func (r *Reconciler) updateInPlace(ctx context.Context, name string, cur container.InspectResponse, plan Plan, began time.Time) error {
 	_, changed, err := r.Files.Write(name, "live", plan.Files)
 	if err != nil || !changed {
+		if err == nil {
+			r.markConverged(name, began)
+		}
 		return err
 	}
 	trace := newTraceID()
