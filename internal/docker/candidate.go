@@ -108,7 +108,7 @@ func CandidateSpec(old container.InspectResponse, opts CandidateOptions) (Create
 		hc.PortBindings = nil
 		hc.PublishAllPorts = false
 	}
-	hc.Binds = append([]string(nil), old.HostConfig.Binds...)
+	hc.Binds = bindsWithout(old.HostConfig.Binds, opts.Mounts)
 	hc.Mounts = withSecretMounts(old, opts.Mounts)
 
 	nets, err := candidateNetworks(old)
@@ -116,6 +116,29 @@ func CandidateSpec(old container.InspectResponse, opts CandidateOptions) (Create
 		return CreateSpec{}, err
 	}
 	return CreateSpec{Name: opts.Name, Config: &cfg, HostConfig: &hc, Networks: nets}, nil
+}
+
+// bindsWithout copies binds ("src:dst[:opts]", as `-v` and Compose v1
+// write them) minus those at a secret mount's target: the candidate gets
+// dso's mount there instead, and two mounts at one path fail the create
+// ("Duplicate mount point"), e.g. when a compose file declares a live
+// directory under a path that does not match the container's name.
+func bindsWithout(binds []string, secrets []SecretMount) []string {
+	if binds == nil {
+		return nil
+	}
+	secretTargets := map[string]bool{}
+	for _, s := range secrets {
+		secretTargets[path.Clean(s.Target)] = true
+	}
+	out := make([]string, 0, len(binds))
+	for _, b := range binds {
+		if parts := strings.Split(b, ":"); len(parts) >= 2 && secretTargets[path.Clean(parts[1])] {
+			continue
+		}
+		out = append(out, b)
+	}
+	return out
 }
 
 // withSecretMounts keeps the old container's mounts, re-mounts anonymous and

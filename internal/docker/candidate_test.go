@@ -178,3 +178,30 @@ func TestCandidateKeepsMountFlagAnonymousVolume(t *testing.T) {
 		t.Errorf("/data mounted %d times", n)
 	}
 }
+
+// TestCandidateDropsBindAtSecretTarget: a bind the old container has at a
+// path dso mounts a secret directory at (a compose file naming the wrong
+// live dir) gives way to dso's mount; other binds are kept as they were.
+func TestCandidateDropsBindAtSecretTarget(t *testing.T) {
+	old := inspectFixture()
+	old.HostConfig.Binds = []string{"/run/dso/secrets/P-web-1/live/run__secrets:/run/secrets/:ro", "/srv/data:/data:rw", "/etc/app.conf:/etc/app.conf"}
+	spec, err := CandidateSpec(old, CandidateOptions{Mounts: []SecretMount{{Source: "/run/dso/secrets/P_web_1/live/run__secrets", Target: "/run/secrets"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"/srv/data:/data:rw", "/etc/app.conf:/etc/app.conf"}; !reflect.DeepEqual(spec.HostConfig.Binds, want) {
+		t.Errorf("binds = %q, want %q", spec.HostConfig.Binds, want)
+	}
+	n := 0
+	for _, m := range spec.HostConfig.Mounts {
+		if m.Target == "/run/secrets" {
+			n++
+			if m.Source != "/run/dso/secrets/P_web_1/live/run__secrets" || !m.ReadOnly {
+				t.Errorf("secret mount = %+v, want dso's read-only live dir", m)
+			}
+		}
+	}
+	if n != 1 {
+		t.Errorf("/run/secrets mounted %d times, want once", n)
+	}
+}
