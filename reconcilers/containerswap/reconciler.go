@@ -225,6 +225,15 @@ func premounted(c container.InspectResponse, mounts []delivery.Mount) bool {
 		if have[path.Clean(m.Target)] != path.Clean(m.Source) {
 			return false
 		}
+		// The path matches; make sure the container really sees the live
+		// directory (it does not when it was created before the agent
+		// mounted its tmpfs). When that cannot be checked (no pid, no
+		// access to /proc), the declaration is trusted.
+		if c.State != nil && c.State.Pid > 0 {
+			if seen, err := delivery.SeenBy(c.State.Pid, m.Target, m.Source); err == nil && !seen {
+				return false
+			}
+		}
 	}
 	return true
 }

@@ -1,0 +1,74 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/dso-dev/dso/test/e2e/framework"
+)
+
+// TestComposeUpBeforeAgentTmpfs: a compose file declares the live mount
+// (docs/delivery.md), but `docker-compose up` ran before the agent had its
+// tmpfs, so Docker bind-mounted an on-disk directory the tmpfs then hid.
+// The path matches, yet the container can never see a file the agent
+// writes: the agent must notice (it compares what the container sees with
+// the tmpfs, not path strings) and converge it by one swap, after which
+// the app reads the value.
+func TestComposeUpBeforeAgentTmpfs(t *testing.T) {
+	const binding, filePath = "compose-late", "/run/dso-e2e/token"
+	h := framework.New(t)
+	ctx := newCtx(t, 5*time.Minute)
+	v1 := randomValue(t)
+	p := newComposeProject(t, h)
+	a := framework.StartAgent(t, h, framework.AgentOptions{
+		Secrets: map[string]string{"app/file": v1},
+		Bindings: []string{bindingYAML(binding, p.selector(), `- remoteRef: {key: app/file}
+  file: {path: `+filePath+`, mode: "0444"}`, "strategy: auto")},
+	})
+	// Take the agent and its tmpfs away, as on a host where compose
+	// started first.
+	if err := a.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	for unix.Unmount(a.DeliveryDir, unix.MNT_DETACH) == nil {
+	}
+	name := p.containerName("web", 1)
+	live := filepath.Join(a.DeliveryDir, name, "live", "run__dso-e2e")
+	p.write(t, live+":"+filepath.Dir(filePath)+":ro")
+	p.up(t, ctx)
+	oldID := p.webID(t, ctx)
+	if _, err := os.Stat(live); err != nil {
+		t.Fatalf("docker did not create the on-disk %s for the bind: %v", live, err)
+	}
+
+	from := a.LogLen()
+	a.Start() // mounts a fresh tmpfs over the delivery dir
+	_, line, err := a.WaitLog(from, func(l framework.LogLine) bool {
+		return l.Str("container") == name && (l.Msg() == "rotation complete" || l.Msg() == "rotation failed")
+	}, 2*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if line.Msg() != "rotation complete" || line.Str("in_place") == "true" {
+		t.Fatalf("first delivery: %s (in_place %q, reason %q); want one swap, since the container cannot see the live dir",
+			line.Msg(), line.Str("in_place"), line.Str("reason"))
+	}
+	newID := p.webID(t, ctx)
+	if newID == oldID {
+		t.Fatal("the compose service still runs the container that cannot see the live dir")
+	}
+	if got, err := h.ExecGET(ctx, newID, "http://127.0.0.1:8080/file?path="+filePath); err != nil || got != sha(v1) {
+		t.Fatalf("/file after the swap = %q, %v; want the value's hash", got, err)
+	}
+	if got := runContainers(t, ctx, h); len(got) != 1 {
+		t.Errorf("the run has containers %v, want only %s", keys(got), name)
+	}
+	assertNoPlaintext(t, a, v1)
+	p.down(t, ctx)
+}
