@@ -72,3 +72,44 @@ func TestComposeUpBeforeAgentTmpfs(t *testing.T) {
 	assertNoPlaintext(t, a, v1)
 	p.down(t, ctx)
 }
+
+// TestComposeMismatchedLiveMount: the compose file declares a live mount
+// under the wrong container name (Compose v2's spelling on v1, a typo, a
+// --scale replica). It is not the live dir, so the container is converged
+// by one swap, and that swap must not fail on the bind the compose file
+// put at the secret directory ("Duplicate mount point").
+func TestComposeMismatchedLiveMount(t *testing.T) {
+	const binding, filePath = "compose-mismatch", "/run/dso-e2e/token"
+	h := framework.New(t)
+	ctx := newCtx(t, 5*time.Minute)
+	v1 := randomValue(t)
+	p := newComposeProject(t, h)
+	a := framework.StartAgent(t, h, framework.AgentOptions{
+		Secrets: map[string]string{"app/file": v1},
+		Bindings: []string{bindingYAML(binding, p.selector(), `- remoteRef: {key: app/file}
+  file: {path: `+filePath+`, mode: "0444"}`, "strategy: auto")},
+	})
+	name := p.containerName("web", 1)
+	wrong := filepath.Join(a.DeliveryDir, name+"-typo", "live", "run__dso-e2e")
+	p.write(t, wrong+":"+filepath.Dir(filePath)+":ro")
+	from := a.LogLen()
+	p.up(t, ctx) // the running agent may swap it at once: ids come from history
+	_, line, err := a.WaitLog(from, func(l framework.LogLine) bool {
+		return l.Str("container") == name && (l.Msg() == "rotation complete" || l.Msg() == "rotation failed")
+	}, 2*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if line.Msg() != "rotation complete" || line.Str("in_place") == "true" {
+		t.Fatalf("first delivery: %s (in_place %q, reason %q); want one successful swap", line.Msg(), line.Str("in_place"), line.Str("reason"))
+	}
+	newID := p.webID(t, ctx)
+	recs := history(t, a, binding)
+	if len(recs) != 1 || recs[0].Result != "succeeded" || recs[0].OldID == recs[0].NewID || recs[0].NewID != newID {
+		t.Fatalf("history %+v; want one succeeded swap to the container compose now lists (%.12s)", recs, newID)
+	}
+	if got, err := h.ExecGET(ctx, newID, "http://127.0.0.1:8080/file?path="+filePath); err != nil || got != sha(v1) {
+		t.Fatalf("/file after the swap = %q, %v; want the value's hash", got, err)
+	}
+	p.down(t, ctx)
+}
