@@ -41,6 +41,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-logr/logr"
 	vaultapi "github.com/hashicorp/vault/api"
 
 	"github.com/dso-dev/dso/api/v1alpha1"
@@ -72,12 +73,14 @@ func (*Provider) Name() string { return Name }
 // the credentials' sources, but does not contact Vault: an agent that
 // starts while Vault is down must still start, and the first Get or
 // Validate reports the outage as unavailable.
-func (*Provider) NewClient(_ context.Context, store *v1alpha1.SecretStore) (providers.Client, error) {
+//
+// The renewer logs to the logr.Logger in ctx (logr.NewContext), if any.
+func (*Provider) NewClient(ctx context.Context, store *v1alpha1.SecretStore) (providers.Client, error) {
 	s, err := parseSettings(store)
 	if err != nil {
 		return nil, err
 	}
-	return newClient(s)
+	return newClient(s, logr.FromContextOrDiscard(ctx).WithName(Name).WithValues("store", s.store))
 }
 
 // Client is a connection to one Vault store. It is safe for concurrent use.
@@ -100,8 +103,9 @@ type Client struct {
 	renewals atomic.Int64
 	reauths  atomic.Int64 // requests repeated after a 403 with a new token
 
-	// lease describes the AppRole token (guarded by mu). The renewer runs
-	// from the first AppRole login until Close.
+	// lease describes the current token (guarded by mu). The renewer runs
+	// from the first AppRole login, or the first use of a token source's
+	// token, until Close.
 	lease       lease
 	renewOnce   sync.Once
 	renewWG     sync.WaitGroup
@@ -109,9 +113,14 @@ type Client struct {
 	bg          context.Context // cancelled by Close
 	stop        context.CancelFunc
 	closeOnce   sync.Once
+
+	retryBase time.Duration // renewRetry; tests shorten it
+	// log is the logger NewClient found in its ctx (logr.FromContext), or
+	// a discarding one. It gets names, statuses and TTLs, never a token.
+	log logr.Logger
 }
 
-func newClient(s *settings) (*Client, error) {
+func newClient(s *settings, log logr.Logger) (*Client, error) {
 	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: s.insecureSkipVerify} //nolint:gosec // explicit opt-in, documented as testing only
 	if s.caFile != "" {
 		pem, err := os.ReadFile(s.caFile)
@@ -156,7 +165,7 @@ func newClient(s *settings) (*Client, error) {
 		c.SetNamespace(s.namespace)
 	}
 
-	cl := &Client{s: s, api: c, renewNotify: make(chan struct{}, 1)}
+	cl := &Client{s: s, api: c, renewNotify: make(chan struct{}, 1), retryBase: renewRetry, log: log}
 	if s.tokenSrc != nil {
 		tok, err := resolveValue(s.store, "spec.vault.auth.token", *s.tokenSrc)
 		if err != nil {
@@ -440,7 +449,11 @@ func (c *Client) Validate(ctx context.Context) error {
 // Close implements providers.Client: it stops token renewal. Closing twice
 // is harmless.
 func (c *Client) Close() error {
+	// Under mu, so that a renewer starting concurrently (startRenewer)
+	// either is counted in renewWG before the Wait or sees the client closed.
+	c.mu.Lock()
 	c.closeOnce.Do(c.stop)
+	c.mu.Unlock()
 	c.renewWG.Wait()
 	return nil
 }
