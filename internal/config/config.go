@@ -27,4 +27,9 @@ type Bundle struct {
 	// Origins maps "kind/name" (e.g. "secretbinding/api-db") to "file:line"
 	// of the document that declared it.
 	Origins map[string]string
+	// Warnings are notes that did not stop loading, in file order: a file
+	// written for the older DSO schema is converted in memory, and says so
+	// here (with how to rewrite it) together with what its conversion did
+	// not carry over. The CLI prints them on stderr, the agent logs them.
+	Warnings []*Error
 }

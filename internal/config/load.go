@@ -157,6 +157,7 @@ func assemble(docs []*document) (*Bundle, ErrorList) {
 	b := &Bundle{Origins: map[string]string{}}
 	var agentDoc *document
 	for _, d := range docs {
+		b.Warnings = append(b.Warnings, d.warnings...)
 		switch {
 		case d.agent != nil:
 			if agentDoc != nil {

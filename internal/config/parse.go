@@ -45,6 +45,11 @@ type document struct {
 	agent   *v1alpha1.AgentConfig
 	store   *v1alpha1.SecretStore
 	binding *v1alpha1.SecretBinding
+
+	// legacy is the conversion an object of an older-schema document came
+	// from (legacy.go); warnings are notes that did not stop loading.
+	legacy   *converted
+	warnings []*Error
 }
 
 func (d *document) origin() string { return d.file + ":" + strconv.Itoa(d.line) }
@@ -116,6 +121,10 @@ func parseDocuments(name string, data []byte) (docs []*document, errs ErrorList)
 	var nodes []*yaml.Node
 	nodes, errs = decodeYAML(name, data)
 	for _, n := range nodes {
+		if isLegacyNode(n) {
+			docs = append(docs, legacyDocuments(name, n, &errs)...)
+			continue
+		}
 		if d := parseDocument(name, n, &errs); d != nil {
 			docs = append(docs, d)
 		}
@@ -272,7 +281,8 @@ func parseDocument(file string, n *yaml.Node, errs *ErrorList) *document {
 			d.kind = v1alpha1.KindAgentConfig
 			d.plain = true
 		case top["providers"] != nil || top["secrets"] != nil:
-			w.fail(n, "kind", "this looks like the older DSO schema (providers:/secrets:), which this version does not read: rewrite each provider as a SecretStore and each secret as a SecretBinding (see config/samples/)")
+			// Without apiVersion such a document is converted (legacy.go).
+			w.fail(n, "kind", "this looks like the older DSO schema (providers:/secrets:) but has an apiVersion: remove apiVersion to have it converted (docker dso migrate rewrites it), or write SecretStore and SecretBinding documents")
 			return nil
 		default:
 			w.fail(n, "kind", "kind is required: one of "+strings.Join(kinds, ", ")+" (a file with only agent:, logging:, state: or bindings: keys is an AgentConfig)")
