@@ -45,6 +45,9 @@ Logs are JSON lines written to logging.file (and to stderr unless --quiet).
 			}
 			defer func() { _ = closeLog() }()
 			log.Info("configuration loaded", "config", path, "source", source, "stores", len(b.Stores), "bindings", len(b.Bindings))
+			for _, w := range b.Warnings {
+				log.Info("configuration warning", "warning", w.Error())
+			}
 
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 			defer stop()

@@ -48,6 +48,11 @@ The exit code is 0 when the configuration is valid and 1 otherwise.`,
 				}
 				b, err = config.Load(path)
 			}
+			if b != nil {
+				for _, w := range b.Warnings {
+					note(s.Err, "Warning: %s\n", w.Error())
+				}
+			}
 			if err != nil {
 				errs := configErrors(err)
 				if errs == nil {

@@ -65,6 +65,7 @@ rotates those containers safely when a secret changes.`,
 		newDeleteCommand(s),
 		newRotateCommand(s),
 		newHistoryCommand(s),
+		newMigrateCommand(s),
 	)
 	return cmd
 }

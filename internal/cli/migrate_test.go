@@ -1,0 +1,203 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// legacyCorpus is the converter's corpus in internal/config: the CLI tests
+// run the same files through the command.
+var legacyCorpus = filepath.Join(testdata, "..", "..", "config", "testdata", "legacy")
+
+// copyLegacy copies a file of the legacy corpus into dir.
+func copyLegacy(t *testing.T, dir, name string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(legacyCorpus, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, data, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestMigrate(t *testing.T) {
+	tests := []struct {
+		name     string
+		fixture  string // a legacy corpus file, or config/<name> for the CLI's fixtures
+		argv     func(path string) []string
+		wantCode int
+	}{
+		{"stdout", "01-v2-multi-provider.yaml", func(p string) []string { return []string{"dso", "migrate", "-f", p} }, 0},
+		{"resolved-config", "02-v1-vault.yaml", func(p string) []string { return []string{"dso", "--config", p, "migrate"} }, 0},
+		{"errors", "15-error-structure.yaml", func(p string) []string { return []string{"dso", "migrate", "-f", p} }, 1},
+		{"new-schema", "config/valid.yaml", func(p string) []string { return []string{"dso", "migrate", "-f", p} }, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := isolate(t)
+			var path string
+			if f, ok := strings.CutPrefix(tc.fixture, "config/"); ok {
+				path = copyFixture(t, dir, f)
+			} else {
+				path = copyLegacy(t, dir, tc.fixture)
+			}
+			r := run(t, nil, "", tc.argv(path)...)
+			if r.code != tc.wantCode {
+				t.Errorf("exit code %d, want %d; stderr:\n%s", r.code, tc.wantCode, r.err)
+			}
+			if tc.wantCode != 0 && r.out != "" {
+				t.Errorf("stdout = %q, want nothing on failure", r.out)
+			}
+			for _, v := range []string{"hvs.not-a-real-token", "AKIAEXAMPLE"} {
+				if strings.Contains(r.out+r.err, v) {
+					t.Errorf("an inline credential was printed")
+				}
+			}
+			golden(t, "migrate/"+tc.name, normalize("stdout:\n"+r.out+"stderr:\n"+r.err, dir))
+		})
+	}
+}
+
+func TestMigrateNoConfigFile(t *testing.T) {
+	isolate(t)
+	r := run(t, nil, "", "dso", "migrate")
+	if r.code != 1 || !strings.Contains(r.err, "no config file to migrate") {
+		t.Errorf("exit %d, stderr %q", r.code, r.err)
+	}
+}
+
+// TestMigrateOutputFile covers -o: a new file is 0600 and holds what
+// stdout would; an existing file is kept without --force and backed up with
+// it; and the written file validates without a warning.
+func TestMigrateOutputFile(t *testing.T) {
+	dir := isolate(t)
+	src := copyLegacy(t, dir, "05-file-inject.yaml")
+	out := filepath.Join(dir, "new", "dso.yaml")
+	if err := os.Mkdir(filepath.Dir(out), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	want := run(t, nil, "", "dso", "migrate", "-f", src).out
+
+	r := run(t, nil, "", "dso", "migrate", "-f", src, "-o", out)
+	if r.code != 0 {
+		t.Fatalf("exit %d, stderr %q", r.code, r.err)
+	}
+	if wantOut := "wrote " + out + " (1 store, 3 bindings) from " + src + "\ncheck it with: dso config validate -f " + out + "\n"; r.out != wantOut {
+		t.Errorf("stdout = %q, want %q", r.out, wantOut)
+	}
+	got, err := os.ReadFile(out)
+	if err != nil || string(got) != want {
+		t.Fatalf("written file differs from the stdout output (%v):\n%s", err, got)
+	}
+	if st, err := os.Stat(out); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("mode = %v (%v), want 0600", st.Mode().Perm(), err)
+	}
+
+	// An existing file stays untouched without --force.
+	if err := os.WriteFile(out, []byte("# hand-written\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	r = run(t, nil, "", "dso", "migrate", "-f", src, "-o", out)
+	if r.code != 1 || !strings.Contains(r.err, "exists: pass --force to replace it") {
+		t.Errorf("exit %d, stderr %q; want a refusal", r.code, r.err)
+	}
+	if got, _ := os.ReadFile(out); string(got) != "# hand-written\n" {
+		t.Errorf("file changed without --force:\n%s", got)
+	}
+	if _, err := os.Stat(out + ".bak"); err == nil {
+		t.Errorf("a .bak was written though nothing was replaced")
+	}
+
+	// --force replaces it and keeps the previous version.
+	r = run(t, nil, "", "dso", "migrate", "-f", src, "-o", out, "--force")
+	if r.code != 0 || !strings.Contains(r.out, "the previous version is kept as "+out+".bak") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.out, r.err)
+	}
+	if got, _ := os.ReadFile(out); string(got) != want {
+		t.Errorf("--force did not install the converted file:\n%s", got)
+	}
+	if bak, _ := os.ReadFile(out + ".bak"); string(bak) != "# hand-written\n" {
+		t.Errorf(".bak is not the previous file:\n%s", bak)
+	}
+	if st, _ := os.Stat(out); st.Mode().Perm() != 0o600 {
+		t.Errorf("mode after --force = %v, want 0600", st.Mode().Perm())
+	}
+
+	r = run(t, nil, "", "dso", "config", "validate", "-f", out)
+	if r.code != 0 || r.err != "" {
+		t.Errorf("the written file does not validate cleanly: exit %d, stderr %q", r.code, r.err)
+	}
+}
+
+// TestMigrateEveryCorpusFile migrates each convertible file of the corpus
+// with -o and checks the result with `config validate`: valid, and no
+// longer in the older schema (no warning).
+func TestMigrateEveryCorpusFile(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join(legacyCorpus, "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no corpus (%v)", err)
+	}
+	for _, f := range files {
+		name := filepath.Base(f)
+		t.Run(name, func(t *testing.T) {
+			dir := isolate(t)
+			src := copyLegacy(t, dir, name)
+			out := filepath.Join(dir, "migrated.yaml")
+			r := run(t, nil, "", "dso", "migrate", "-f", src, "-o", out)
+			if strings.Contains(name, "-error-") {
+				if r.code != 1 || !strings.Contains(r.err, "cannot be converted") {
+					t.Errorf("exit %d, stderr %q; want a conversion failure", r.code, r.err)
+				}
+				if _, err := os.Stat(out); err == nil {
+					t.Errorf("a file was written for a failed conversion")
+				}
+				return
+			}
+			if r.code != 0 {
+				t.Fatalf("exit %d, stderr:\n%s", r.code, r.err)
+			}
+			v := run(t, nil, "", "dso", "config", "validate", "-f", out)
+			if v.code != 0 || v.err != "" || !strings.HasPrefix(v.out, "configuration is valid") {
+				t.Errorf("migrated file: exit %d, stdout %q, stderr %q", v.code, v.out, v.err)
+			}
+		})
+	}
+}
+
+// TestConfigValidateLegacyFile: config validate accepts a file in the
+// older schema and says on stderr that it was converted and how to rewrite
+// it.
+func TestConfigValidateLegacyFile(t *testing.T) {
+	dir := isolate(t)
+	src := copyLegacy(t, dir, "02-v1-vault.yaml")
+	r := run(t, nil, "", "dso", "config", "validate", "-f", src)
+	if r.code != 0 {
+		t.Fatalf("exit %d, stderr:\n%s", r.code, r.err)
+	}
+	first, _, _ := strings.Cut(r.err, "\n")
+	if want := "Warning: " + src + ` uses the older DSO schema; it was converted in memory: run "docker dso migrate -f ` + src + `" to rewrite it`; first != want {
+		t.Errorf("first stderr line = %q, want %q", first, want)
+	}
+	golden(t, "config-validate/legacy", normalize("stdout:\n"+r.out+"stderr:\n"+r.err, dir))
+
+	bad := copyLegacy(t, dir, "11-error-no-targets.yaml")
+	r = run(t, nil, "", "dso", "config", "validate", "-f", bad)
+	if r.code != 1 || !strings.Contains(r.err, "uses the older DSO schema and could not be converted") {
+		t.Errorf("exit %d, stderr:\n%s", r.code, r.err)
+	}
+	golden(t, "config-validate/legacy-errors", normalize("stdout:\n"+r.out+"stderr:\n"+r.err, dir))
+}
+
+func TestMigrateHelp(t *testing.T) {
+	isolate(t)
+	r := run(t, nil, "", "dso", "migrate", "--help")
+	if r.code != 0 || r.err != "" {
+		t.Fatalf("exit %d, stderr %q", r.code, r.err)
+	}
+	golden(t, "help/migrate", r.out)
+}
