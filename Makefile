@@ -109,9 +109,13 @@ test: verify-generate lint test-unit fuzz test-e2e ## Everything CI runs: genera
 test-unit: vaultdev ## Unit and integration tests (real Vault dev server, wire fakes for AWS/Azure).
 	DSO_VAULTDEV_BIN=$(BIN)/vaultdev DSO_STRICT=1 go test -race -count=1 ./...
 
+# The older-schema converter is a smaller surface than the loader: half the time.
+FUZZTIME_LEGACY ?= 10s
+
 .PHONY: fuzz
-fuzz: ## Run each fuzz target for FUZZTIME (default 20s).
+fuzz: ## Run each fuzz target: FuzzLoad for FUZZTIME (default 20s), FuzzLegacy for FUZZTIME_LEGACY (10s).
 	go test ./internal/config -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME)
+	go test ./internal/config -run '^$$' -fuzz '^FuzzLegacy$$' -fuzztime $(FUZZTIME_LEGACY)
 
 .PHONY: test-e2e
 test-e2e: testimage build build-fault ## Black-box tests against the real Docker engine (fail, not skip, without one).
