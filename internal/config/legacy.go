@@ -686,7 +686,11 @@ func (c *legacyConv) store(op *oldProvider, several bool) *converted {
 		}
 		env := envName("VAULT_TOKEN", name, several)
 		v.Auth.Token = &v1alpha1.ValueSource{FromEnv: env}
+		n := len(c.warns)
 		dropCredential("token", env, "spec.vault.auth.token")
+		if several && len(c.warns) == n {
+			c.warnf(op.key, op.path, "%s reads its Vault token from %s: with several vault providers each store has its own variable; export it to the agent", what, env)
+		}
 		c.dropParams(op, params, map[string]string{"token": env, "vault_token": env}, what)
 		s.Spec.Vault = v
 	case "aws":
