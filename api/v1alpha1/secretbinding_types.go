@@ -51,9 +51,10 @@ type Target struct {
 	Selector Selector `json:"selector"`
 }
 
-// Selector matches containers. A container matches when it matches any of
-// the set criteria (names, compose service, labels); within Labels every
-// label must match.
+// Selector matches containers, or one Swarm service. A container matches
+// when it matches any of the set criteria (names, compose service, labels);
+// within Labels every label must match. Swarm is exclusive: a binding that
+// targets a Swarm service selects no container (docs/swarm.md).
 type Selector struct {
 	// Containers are container names.
 	Containers []string `json:"containers,omitempty"`
@@ -61,6 +62,18 @@ type Selector struct {
 	Compose *ComposeSelector `json:"compose,omitempty"`
 	// Labels selects containers carrying all of these labels.
 	Labels map[string]string `json:"labels,omitempty"`
+	// Swarm selects one Swarm service. Its data is delivered as versioned
+	// Docker secrets and rotated by Swarm's own rolling service update;
+	// it may not be combined with containers, compose or labels.
+	Swarm *SwarmSelector `json:"swarm,omitempty"`
+}
+
+// SwarmSelector selects a Swarm service by name. One service per binding:
+// bind several services with several bindings (they may share values; the
+// store is asked once per secret either way).
+type SwarmSelector struct {
+	// Service is the Swarm service name (as in docker service ls).
+	Service string `json:"service"`
 }
 
 // ComposeSelector selects the containers of a compose service.
@@ -114,9 +127,11 @@ type Rotation struct {
 	HealthTimeout *Duration `json:"healthTimeout,omitempty"`
 }
 
-// TargetStatus is the observed state of one selected container.
+// TargetStatus is the observed state of one selected container, or of the
+// selected Swarm service (Service set, Container empty).
 type TargetStatus struct {
 	Container    string       `json:"container"`
+	Service      string       `json:"service,omitempty"`
 	Hash         string       `json:"hash,omitempty"`
 	Phase        string       `json:"phase,omitempty"`
 	LastRotation *metav1.Time `json:"lastRotation,omitempty"`

@@ -58,6 +58,8 @@ var (
 	dnsLabelRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 	signalRE   = regexp.MustCompile(`^SIG[A-Z0-9]+(\+[0-9]+)?$`)
 	octalRE    = regexp.MustCompile(`^0?[0-7]{1,4}$`)
+	// swarmNameRE is what Swarm accepts as a service name.
+	swarmNameRE = regexp.MustCompile(`^[a-zA-Z0-9](?:[a-zA-Z0-9_-]{0,61}[a-zA-Z0-9])?$`)
 )
 
 // LogLevels and LogFormats are the accepted logging settings.
@@ -303,6 +305,7 @@ func (b *SecretBinding) Validate() field.ErrorList {
 		errs = append(errs, validateName(sp.Child("storeRef", "name"), b.Spec.StoreRef.Name)...)
 	}
 	errs = append(errs, validateSelector(sp.Child("target", "selector"), &b.Spec.Target.Selector)...)
+	swarm := b.Spec.Target.Selector.Swarm != nil
 
 	if len(b.Spec.Data) == 0 && len(b.Spec.DataFrom) == 0 {
 		errs = append(errs, required(sp.Child("data"), "at least one data or dataFrom item is required"))
@@ -320,6 +323,9 @@ func (b *SecretBinding) Validate() field.ErrorList {
 		case d.Env != "" && d.File != nil:
 			errs = append(errs, forbidden(p, "exactly one of env or file may be set: use two items to deliver the value both ways"))
 		}
+		if d.Env != "" && swarm {
+			errs = append(errs, forbidden(p.Child("env"), swarmNoEnv))
+		}
 		if d.Env != "" {
 			hasEnv = true
 			ep := p.Child("env")
@@ -334,6 +340,11 @@ func (b *SecretBinding) Validate() field.ErrorList {
 		if f := d.File; f != nil {
 			fp := p.Child("file")
 			pe := validateFilePath(fp.Child("path"), f.Path)
+			if swarm {
+				// Swarm mounts each secret as a file of its own, so no
+				// directory is shadowed: only the kernel filesystems rule.
+				pe = validateSwarmFilePath(fp.Child("path"), f.Path)
+			}
 			errs = append(errs, pe...)
 			if len(pe) == 0 {
 				c := path.Clean(f.Path)
@@ -364,6 +375,9 @@ func (b *SecretBinding) Validate() field.ErrorList {
 		}
 		if d.Dir == "" {
 			hasEnv = true
+			if swarm {
+				errs = append(errs, required(p.Child("dir"), "a binding that targets a Swarm service delivers files only: set dir (each field becomes a file in it); "+swarmNoEnvWhy))
+			}
 			continue
 		}
 		dp := p.Child("dir")
@@ -371,6 +385,9 @@ func (b *SecretBinding) Validate() field.ErrorList {
 			errs = append(errs, forbidden(p.Child("prefix"), "prefix names env vars and dir names files: set one of them"))
 		}
 		pe := validateDeliveryPath(dp, d.Dir, true)
+		if swarm {
+			pe = validateSwarmFilePath(dp, d.Dir)
+		}
 		errs = append(errs, pe...)
 		if len(pe) > 0 {
 			continue
@@ -401,8 +418,10 @@ func (b *SecretBinding) Validate() field.ErrorList {
 		}
 		errs = append(errs, notSupported(rp.Child("strategy"), "must be one of "+strings.Join(names, ", ")))
 	}
-	switch r.Strategy {
-	case RotationRestart, RotationSignal, RotationNone:
+	switch {
+	case swarm && r.Strategy != "" && r.Strategy != RotationAuto && r.Strategy != RotationRolling:
+		errs = append(errs, forbidden(rp.Child("strategy"), "a Swarm service is rotated by Swarm's own rolling service update (the service's update_config decides order, parallelism and failure action): leave strategy unset, auto or rolling"))
+	case r.Strategy == RotationRestart || r.Strategy == RotationSignal || r.Strategy == RotationNone:
 		// These strategies rewrite files in place; env vars are fixed when a
 		// container is created, so they would never reach the container.
 		if hasEnv {
@@ -420,10 +439,36 @@ func (b *SecretBinding) Validate() field.ErrorList {
 	return errs
 }
 
+// swarmNoEnv is why a Swarm binding refuses env delivery.
+const (
+	swarmNoEnvWhy = "an env var would put the value into the service spec, readable by anyone who can run docker service inspect"
+	swarmNoEnv    = "a binding that targets a Swarm service delivers files only (Docker secrets, mounted into each task): " + swarmNoEnvWhy + "; use file: {path: ...}"
+)
+
 func validateSelector(p *field.Path, s *Selector) field.ErrorList {
 	var errs field.ErrorList
-	if len(s.Containers) == 0 && s.Compose == nil && len(s.Labels) == 0 {
-		return append(errs, required(p, "a target selector is required: set containers, compose or labels"))
+	if len(s.Containers) == 0 && s.Compose == nil && len(s.Labels) == 0 && s.Swarm == nil {
+		return append(errs, required(p, "a target selector is required: set containers, compose, labels or swarm"))
+	}
+	if sw := s.Swarm; sw != nil {
+		var also []string
+		if len(s.Containers) > 0 {
+			also = append(also, "containers")
+		}
+		if s.Compose != nil {
+			also = append(also, "compose")
+		}
+		if len(s.Labels) > 0 {
+			also = append(also, "labels")
+		}
+		if len(also) > 0 {
+			errs = append(errs, forbidden(p.Child("swarm"), "a binding that targets a Swarm service selects no containers: remove "+strings.Join(also, " and ")+", or use a second binding for the containers"))
+		}
+		if sw.Service == "" {
+			errs = append(errs, required(p.Child("swarm", "service"), "the Swarm service name is required (as in docker service ls)"))
+		} else if !swarmNameRE.MatchString(sw.Service) {
+			errs = append(errs, invalid(p.Child("swarm", "service"), "must be a Swarm service name: at most 63 letters, digits, '-' and '_', starting and ending with a letter or digit"))
+		}
 	}
 	for i, c := range s.Containers {
 		if strings.TrimSpace(c) == "" {
@@ -484,6 +529,33 @@ func validateDeliveryPath(p *field.Path, v string, isDir bool) field.ErrorList {
 	}
 	if contains(shadowedDirs, dir) {
 		return field.ErrorList{forbidden(p, "its directory "+dir+" would be mounted over in the container, hiding the image's files: use a directory of its own, e.g. /run/secrets/app")}
+	}
+	return nil
+}
+
+// validateSwarmFilePath checks a secret's target inside a Swarm task: an
+// absolute path (Swarm mounts each secret file there, on Linux) outside the
+// kernel filesystems. Nothing is shadowed, so any other directory will do.
+func validateSwarmFilePath(p *field.Path, v string) field.ErrorList {
+	if v == "" {
+		return field.ErrorList{required(p, "an absolute path inside the task is required, e.g. /run/secrets/db")}
+	}
+	if !strings.HasPrefix(v, "/") {
+		return field.ErrorList{invalid(p, "must be absolute")}
+	}
+	for _, part := range strings.Split(v, "/") {
+		if part == ".." {
+			return field.ErrorList{invalid(p, "must not contain '..'")}
+		}
+	}
+	c := path.Clean(v)
+	if c == "/" {
+		return field.ErrorList{invalid(p, "must not be /")}
+	}
+	for _, root := range forbiddenFileRoots {
+		if c == root || strings.HasPrefix(c, root+"/") {
+			return field.ErrorList{forbidden(p, "must not be under "+root+": it is a kernel filesystem in the container")}
+		}
 	}
 	return nil
 }

@@ -30,6 +30,13 @@ func validBinding() SecretBinding {
 	return b
 }
 
+// swarmBinding makes b a valid binding of the Swarm service web, with one
+// file item.
+func swarmBinding(b *SecretBinding) {
+	b.Spec.Target.Selector = Selector{Swarm: &SwarmSelector{Service: "web"}}
+	b.Spec.Data = []SecretData{{RemoteRef: RemoteRef{Key: "shop/tls"}, File: &FileTarget{Path: "/run/secrets/tls.pem"}}}
+}
+
 func TestSecretBindingValidate(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -56,8 +63,6 @@ func TestSecretBindingValidate(t *testing.T) {
 		}, []string{"spec.data[2].file.path: the same file is already written by spec.data[1].file.path"}},
 		{"bad env name", func(b *SecretBinding) { b.Spec.Data[0].Env = "9X" },
 			[]string{"spec.data[0].env: must be an environment variable name: letters, digits and '_', not starting with a digit"}},
-		{"no selector", func(b *SecretBinding) { b.Spec.Target.Selector = Selector{} },
-			[]string{"spec.target.selector: a target selector is required: set containers, compose or labels"}},
 		{"labels are a selector", func(b *SecretBinding) { b.Spec.Target.Selector = Selector{Labels: map[string]string{"app": "x"}} }, nil},
 		{"compose without project", func(b *SecretBinding) { b.Spec.Target.Selector = Selector{Compose: &ComposeSelector{Service: "api"}} },
 			[]string{"spec.target.selector.compose.project: the compose project name is required"}},
@@ -99,6 +104,45 @@ func TestSecretBindingValidate(t *testing.T) {
 		{"no name", func(b *SecretBinding) { b.Name = "" }, []string{"metadata.name: a name is required"}},
 		{"negative uid", func(b *SecretBinding) { b.Spec.Data[1].File.UID = ptr(int64(-1)) },
 			[]string{"spec.data[1].file.uid: must be a user id of 0 or more"}},
+		{"no selector names swarm", func(b *SecretBinding) { b.Spec.Target.Selector = Selector{} },
+			[]string{"spec.target.selector: a target selector is required: set containers, compose, labels or swarm"}},
+		{"swarm: files only, any directory", func(b *SecretBinding) { swarmBinding(b); b.Spec.Data[0].File.Path = "/etc/app/tls.pem" }, nil},
+		{"swarm: uid, gid and mode carried", func(b *SecretBinding) {
+			swarmBinding(b)
+			b.Spec.Data[0].File.Mode, b.Spec.Data[0].File.UID, b.Spec.Data[0].File.GID = "0440", ptr(int64(1000)), ptr(int64(1000))
+		}, nil},
+		{"swarm: dataFrom dir", func(b *SecretBinding) {
+			swarmBinding(b)
+			b.Spec.DataFrom = []SecretDataFrom{{RemoteRef: RemoteRef{Key: "all"}, Dir: "/run/secrets/all"}}
+		}, nil},
+		{"swarm: rolling is Swarm's", func(b *SecretBinding) { swarmBinding(b); b.Spec.Rotation.Strategy = RotationRolling }, nil},
+		{"swarm with containers and labels", func(b *SecretBinding) {
+			swarmBinding(b)
+			b.Spec.Target.Selector.Containers = []string{"api"}
+			b.Spec.Target.Selector.Labels = map[string]string{"app": "x"}
+		}, []string{"spec.target.selector.swarm: a binding that targets a Swarm service selects no containers: remove containers and labels, or use a second binding for the containers"}},
+		{"swarm with compose", func(b *SecretBinding) {
+			swarmBinding(b)
+			b.Spec.Target.Selector.Compose = &ComposeSelector{Project: "shop"}
+		}, []string{"spec.target.selector.swarm: a binding that targets a Swarm service selects no containers: remove compose, or use a second binding for the containers"}},
+		{"swarm without service", func(b *SecretBinding) { swarmBinding(b); b.Spec.Target.Selector.Swarm.Service = "" },
+			[]string{"spec.target.selector.swarm.service: the Swarm service name is required (as in docker service ls)"}},
+		{"swarm bad service name", func(b *SecretBinding) { swarmBinding(b); b.Spec.Target.Selector.Swarm.Service = "web/1" },
+			[]string{"spec.target.selector.swarm.service: must be a Swarm service name: at most 63 letters, digits, '-' and '_', starting and ending with a letter or digit"}},
+		{"swarm refuses env", func(b *SecretBinding) {
+			swarmBinding(b)
+			b.Spec.Data = append(b.Spec.Data, SecretData{RemoteRef: RemoteRef{Key: "k"}, Env: "TOKEN"})
+		}, []string{"spec.data[1].env: a binding that targets a Swarm service delivers files only (Docker secrets, mounted into each task): an env var would put the value into the service spec, readable by anyone who can run docker service inspect; use file: {path: ...}"}},
+		{"swarm refuses dataFrom env", func(b *SecretBinding) {
+			swarmBinding(b)
+			b.Spec.DataFrom = []SecretDataFrom{{RemoteRef: RemoteRef{Key: "all"}, Prefix: "APP_"}}
+		}, []string{"spec.dataFrom[0].dir: a binding that targets a Swarm service delivers files only: set dir (each field becomes a file in it); an env var would put the value into the service spec, readable by anyone who can run docker service inspect"}},
+		{"swarm kernel filesystem", func(b *SecretBinding) { swarmBinding(b); b.Spec.Data[0].File.Path = "/proc/x" },
+			[]string{"spec.data[0].file.path: must not be under /proc: it is a kernel filesystem in the container"}},
+		{"swarm relative path", func(b *SecretBinding) { swarmBinding(b); b.Spec.Data[0].File.Path = "db" },
+			[]string{"spec.data[0].file.path: must be absolute"}},
+		{"swarm in-place strategy", func(b *SecretBinding) { swarmBinding(b); b.Spec.Rotation.Strategy = RotationRestart },
+			[]string{"spec.rotation.strategy: a Swarm service is rotated by Swarm's own rolling service update (the service's update_config decides order, parallelism and failure action): leave strategy unset, auto or rolling"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

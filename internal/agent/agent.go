@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -31,9 +32,11 @@ import (
 	"github.com/dso-dev/dso/providers"
 	"github.com/dso-dev/dso/providers/all"
 	"github.com/dso-dev/dso/providers/cache"
+	"github.com/dso-dev/dso/reconcilers"
 	"github.com/dso-dev/dso/reconcilers/containerswap"
 	"github.com/dso-dev/dso/reconcilers/orphancleanup"
 	"github.com/dso-dev/dso/reconcilers/secretfetch"
+	"github.com/dso-dev/dso/reconcilers/swarmrotate"
 )
 
 // Options configure Run.
@@ -79,7 +82,13 @@ type Agent struct {
 	dockerAPI    string
 	dockerEngine string
 
-	swap      *containerswap.Reconciler
+	swap     *containerswap.Reconciler
+	swarm    *swarmrotate.Reconciler
+	swarmCtl *controllers.Controller[string]
+	// swarmInfo is the engine's swarm membership (docker info), refreshed
+	// by housekeeping; the swarm controller acts only on a manager.
+	swarmMu   sync.Mutex
+	swarmInfo docker.SwarmInfo
 	fetch     *secretfetch.Reconciler
 	orphan    *orphancleanup.Reconciler
 	swapCtl   *controllers.Controller[string]
@@ -196,11 +205,17 @@ func newAgent(ctx context.Context, opts Options) (*Agent, error) {
 		Changed:    a.secretChanged,
 	}
 	a.orphan = &orphancleanup.Reconciler{Swap: a.swap, Log: a.log.WithName("orphancleanup")}
+	a.swarm = &swarmrotate.Reconciler{
+		Engine: a.engine, Planner: a.swap.Planner.(*Planner), Log: a.log.WithName("swarmrotate"),
+		Observer: observers, Slots: slots, Timeout: spec.Agent.Rotation.Timeout.D(), AgentID: AgentID(key), Fault: opts.Fault,
+	}
 
 	a.swapCtl = controllers.New(controllers.Options{Name: "containerswap", Workers: int(*spec.Agent.Rotation.Parallelism) + 2, Log: a.log.WithName("controller")}, a.swap.Reconcile)
 	a.fetchCtl = controllers.New(controllers.Options{Name: "secretfetch", Workers: 4, Log: a.log.WithName("controller")}, a.fetch.Reconcile)
 	a.orphanCtl = controllers.New(controllers.Options{Name: "orphancleanup", Workers: 1, Log: a.log.WithName("controller")}, a.orphan.Reconcile)
-	a.debounce = controllers.NewDebouncer(spec.Agent.Watch.DebounceWindow.D(), 0, func(t string) { a.swapCtl.Enqueue(t) })
+	a.swarmCtl = controllers.New(controllers.Options{Name: "swarmrotate", Workers: int(*spec.Agent.Rotation.Parallelism) + 1, Log: a.log.WithName("controller")}, a.reconcileService)
+	a.debounce = controllers.NewDebouncer(spec.Agent.Watch.DebounceWindow.D(), 0, a.enqueueTarget)
+	a.refreshSwarm(ctx, true)
 	a.informer = sources.NewDockerInformer(a.engine, informerHandler{a}, sources.DockerInformerOptions{Log: a.log.WithName("informer")})
 	a.polls = sources.NewPollTimers(func(k FetchKey) { a.fetchCtl.Enqueue(k) })
 
@@ -277,6 +292,7 @@ func (a *Agent) apply(ctx context.Context, b *config.Bundle) error {
 	for _, c := range a.containers(ctx) {
 		a.swapCtl.Enqueue(strings.TrimPrefix(c.Names[0], "/"))
 	}
+	a.enqueueServices()
 	for _, bd := range b.Bindings {
 		if len(bd.Spec.Data)+len(bd.Spec.DataFrom) > 0 && hasEnv(&bd) {
 			a.log.Info("binding delivers env vars: their values are visible to docker inspect; prefer file delivery", "binding", bd.Name)
@@ -395,13 +411,16 @@ func (a *Agent) containers(ctx context.Context) []container.Summary {
 // targetsOf lists the containers consuming k.
 func (a *Agent) targetsOf(k FetchKey) []string {
 	users := map[string]bool{}
+	var out []string
 	for _, b := range a.model.BindingsUsing(k) {
 		users[b.Name] = true
+		if sw := b.Spec.Target.Selector.Swarm; sw != nil && !slices.Contains(out, swarmrotate.Target(sw.Service)) {
+			out = append(out, swarmrotate.Target(sw.Service))
+		}
 	}
-	var out []string
 	for _, c := range a.informer.List() {
 		name := strings.TrimPrefix(c.Names[0], "/")
-		if IsSwapArtifact(name, c.Labels) {
+		if IsSwapArtifact(name, c.Labels) || IsSwarmTask(c.Labels) {
 			continue
 		}
 		for _, b := range a.model.Select(name, c.Labels) {
@@ -447,6 +466,60 @@ func (c changeToReady) RotationFinished(r *containerswap.Rotation) {
 	}
 }
 
+// enqueueTarget hands a debounced target to its controller: a Swarm
+// service (service/<name>) to swarmrotate, a container to containerswap.
+func (a *Agent) enqueueTarget(t string) {
+	if svc, ok := strings.CutPrefix(t, swarmrotate.TargetPrefix); ok {
+		a.swarmCtl.Enqueue(svc)
+		return
+	}
+	a.swapCtl.Enqueue(t)
+}
+
+// enqueueServices enqueues every Swarm service a binding selects (on a
+// manager; elsewhere status says why nothing happens).
+func (a *Agent) enqueueServices() {
+	if !a.swarmManager() {
+		return
+	}
+	for _, s := range a.model.Services() {
+		a.swarmCtl.Enqueue(s)
+	}
+}
+
+func (a *Agent) swarmManager() bool {
+	a.swarmMu.Lock()
+	defer a.swarmMu.Unlock()
+	return a.swarmInfo.Manager()
+}
+
+// refreshSwarm re-reads the engine's swarm membership (a node can join or
+// leave a swarm while the agent runs) and logs a change.
+func (a *Agent) refreshSwarm(ctx context.Context, first bool) {
+	ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	info, err := a.engine.SwarmInfo(ictx)
+	cancel()
+	if err != nil {
+		a.log.V(1).Info("docker info failed; keeping the last known swarm state", "error", err.Error())
+		return
+	}
+	a.swarmMu.Lock()
+	was := a.swarmInfo.Manager()
+	a.swarmInfo = info
+	a.swarmMu.Unlock()
+	if first || was != info.Manager() {
+		a.log.Info("swarm membership", "swarm_state", info.State, "manager", info.Manager())
+	}
+}
+
+// reconcileService runs the swarm reconciler on a manager only.
+func (a *Agent) reconcileService(ctx context.Context, service string) (reconcilers.Result, error) {
+	if !a.swarmManager() {
+		return reconcilers.Result{}, nil
+	}
+	return a.swarm.Reconcile(ctx, service)
+}
+
 type informerHandler struct{ a *Agent }
 
 func (h informerHandler) OnContainer(name string) { h.a.swapCtl.Enqueue(name) }
@@ -475,6 +548,7 @@ func (a *Agent) run(ctx context.Context) error {
 	mgr.Add("orphancleanup", a.orphanCtl)
 	mgr.Add("secretfetch", a.fetchCtl)
 	mgr.Add("containerswap", a.swapCtl)
+	mgr.Add("swarmrotate", a.swarmCtl)
 	if a.notifier != nil {
 		mgr.Add("notify", a.notifier)
 	}
@@ -518,6 +592,11 @@ func (a *Agent) run(ctx context.Context) error {
 			case <-m.C:
 				a.updateManagedGauge(ctx)
 				a.updateConditionGauges(ctx)
+				// Level-triggered: services are looked at again (an
+				// update Swarm finished or rolled back by itself, an
+				// old secret no longer in use).
+				a.refreshSwarm(ctx, false)
+				a.enqueueServices()
 			}
 		}
 	}))

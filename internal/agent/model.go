@@ -113,6 +113,43 @@ func Matches(sel v1alpha1.Selector, name string, labels map[string]string) bool 
 	return false
 }
 
+// SelectService returns the bindings that select the Swarm service.
+func (m *Model) SelectService(service string) []*v1alpha1.SecretBinding {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	var out []*v1alpha1.SecretBinding
+	for _, b := range m.bindings {
+		if sw := b.Spec.Target.Selector.Swarm; sw != nil && sw.Service == service {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// Services returns the Swarm services the bindings select, sorted.
+func (m *Model) Services() []string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	seen := map[string]bool{}
+	var out []string
+	for _, b := range m.bindings {
+		if sw := b.Spec.Target.Selector.Swarm; sw != nil && !seen[sw.Service] {
+			seen[sw.Service] = true
+			out = append(out, sw.Service)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// IsSwarmTask reports whether a container is a task of a Swarm service.
+// Swarm owns those containers (it replaces one it did not start itself), so
+// they are never container targets: a binding reaches them through
+// target.selector.swarm.
+func IsSwarmTask(labels map[string]string) bool {
+	return labels["com.docker.swarm.task.id"] != "" || labels["com.docker.swarm.service.id"] != ""
+}
+
 // IsSwapArtifact reports whether a container is a dso candidate not yet cut
 // over (its target-name label names another container). Such containers are
 // never targets themselves; the orphan cleanup reconciler owns them.

@@ -23,6 +23,7 @@ import (
 	"github.com/dso-dev/dso/providers/cache"
 	"github.com/dso-dev/dso/reconcilers"
 	"github.com/dso-dev/dso/reconcilers/containerswap"
+	"github.com/dso-dev/dso/reconcilers/swarmrotate"
 )
 
 // Values is where the planner reads secret values (the cache).
@@ -50,13 +51,82 @@ func (p *Planner) Plan(ctx context.Context, c container.InspectResponse) (contai
 	if IsSwapArtifact(name, labels) {
 		return containerswap.Plan{}, false, nil
 	}
+	if IsSwarmTask(labels) {
+		// Swarm owns its task containers: a swap would fight the
+		// orchestrator. A binding reaches them through its service.
+		return containerswap.Plan{}, false, nil
+	}
 	bindings := p.Model.Select(name, labels)
 	if len(bindings) == 0 {
 		return containerswap.Plan{}, false, nil
 	}
-	plan := containerswap.Plan{Env: map[string]string{}}
+	plan, _, err := p.values(ctx, name, bindings)
+	if err != nil {
+		return plan, true, err
+	}
+	strategy := plan.Strategy
+	if strategy == "" || strategy == v1alpha1.RotationAuto {
+		switch {
+		case len(plan.Env) == 0 && len(plan.Files) > 0:
+			strategy = v1alpha1.RotationNone
+		case docker.HasHostPorts(c):
+			strategy = v1alpha1.RotationRecreate
+		default:
+			strategy = v1alpha1.RotationRolling
+		}
+	}
+	plan.Strategy = strategy
+	p.finish(&plan)
+	return plan, true, nil
+}
+
+// PlanService returns the plan of a Swarm service: it implements
+// swarmrotate.Planner with the same values and HMAC as a container's plan.
+func (p *Planner) PlanService(ctx context.Context, service string) (swarmrotate.Plan, bool, error) {
+	bindings := p.Model.SelectService(service)
+	if len(bindings) == 0 {
+		return swarmrotate.Plan{}, false, nil
+	}
+	cp, fileFrom, err := p.values(ctx, swarmrotate.Target(service), bindings)
+	if err != nil {
+		return swarmrotate.Plan{}, true, err
+	}
+	if len(cp.Env) > 0 {
+		// Validation refuses env for Swarm bindings; never put a value
+		// into a service spec even if one got through.
+		return swarmrotate.Plan{}, true, reconcilers.TerminalError(fmt.Errorf("service %s: a Swarm binding delivers files only", service))
+	}
+	cp.Strategy = swarmrotate.Strategy
+	p.finish(&cp)
+	plan := swarmrotate.Plan{Bindings: cp.Bindings, Hash: cp.Hash, Timeout: cp.HealthTimeout}
+	for _, f := range cp.Files {
+		plan.Files = append(plan.Files, swarmrotate.File{Binding: fileFrom[f.Path], File: f})
+	}
+	return plan, true, nil
+}
+
+// finish defaults the health timeout and computes the hashes of a plan
+// whose strategy is resolved.
+func (p *Planner) finish(plan *containerswap.Plan) {
+	if plan.HealthTimeout == 0 {
+		plan.HealthTimeout = p.Timeout
+	}
+	plan.ContentHash = p.hash(*plan, true)
+	if plan.InPlace() {
+		plan.Hash = p.hash(*plan, false)
+	} else {
+		plan.Hash = plan.ContentHash
+	}
+}
+
+// values gathers what bindings deliver to one target (a container name, or
+// service/<name>): env and files with their values, the strongest strategy
+// (unresolved: may be auto), the signal and the longest health timeout.
+// fileFrom maps each file path to the binding that delivers it.
+func (p *Planner) values(ctx context.Context, name string, bindings []*v1alpha1.SecretBinding) (plan containerswap.Plan, fileFrom map[string]string, err error) {
+	plan = containerswap.Plan{Env: map[string]string{}}
 	envFrom := map[string]string{}
-	fileFrom := map[string]string{}
+	fileFrom = map[string]string{}
 	var strategy v1alpha1.RotationStrategy
 	var signal string
 	var timeout time.Duration
@@ -73,19 +143,19 @@ func (p *Planner) Plan(ctx context.Context, c container.InspectResponse) (contai
 		for i, d := range b.Spec.Data {
 			sec, err := get(d.RemoteRef)
 			if err != nil {
-				return plan, true, fmt.Errorf("binding %s: spec.data[%d]: %w", b.Name, i, err)
+				return plan, nil, fmt.Errorf("binding %s: spec.data[%d]: %w", b.Name, i, err)
 			}
 			val := sec.Value
 			if d.RemoteRef.Property != "" {
 				v, ok := sec.Fields[d.RemoteRef.Property]
 				if !ok {
-					return plan, true, reconcilers.TerminalError(providers.Errorf(providers.KindNotFound, store, d.RemoteRef.Key, "field %q not in secret (binding %s, spec.data[%d])", d.RemoteRef.Property, b.Name, i))
+					return plan, nil, reconcilers.TerminalError(providers.Errorf(providers.KindNotFound, store, d.RemoteRef.Key, "field %q not in secret (binding %s, spec.data[%d])", d.RemoteRef.Property, b.Name, i))
 				}
 				val = v
 			}
 			if d.Env != "" {
 				if prev, ok := envFrom[d.Env]; ok {
-					return plan, true, reconcilers.TerminalError(fmt.Errorf("bindings %s and %s both deliver env %s to container %s", prev, b.Name, d.Env, name))
+					return plan, nil, reconcilers.TerminalError(fmt.Errorf("bindings %s and %s both deliver env %s to container %s", prev, b.Name, d.Env, name))
 				}
 				envFrom[d.Env] = b.Name
 				plan.Env[d.Env] = string(val)
@@ -93,10 +163,10 @@ func (p *Planner) Plan(ctx context.Context, c container.InspectResponse) (contai
 			if d.File != nil {
 				f, err := fileOf(d.File, val)
 				if err != nil {
-					return plan, true, reconcilers.TerminalError(fmt.Errorf("binding %s: spec.data[%d].file: %w", b.Name, i, err))
+					return plan, nil, reconcilers.TerminalError(fmt.Errorf("binding %s: spec.data[%d].file: %w", b.Name, i, err))
 				}
 				if prev, ok := fileFrom[f.Path]; ok {
-					return plan, true, reconcilers.TerminalError(fmt.Errorf("bindings %s and %s both deliver file %s to container %s", prev, b.Name, f.Path, name))
+					return plan, nil, reconcilers.TerminalError(fmt.Errorf("bindings %s and %s both deliver file %s to container %s", prev, b.Name, f.Path, name))
 				}
 				fileFrom[f.Path] = b.Name
 				plan.Files = append(plan.Files, f)
@@ -105,16 +175,16 @@ func (p *Planner) Plan(ctx context.Context, c container.InspectResponse) (contai
 		for i, d := range b.Spec.DataFrom {
 			sec, err := get(d.RemoteRef)
 			if err != nil {
-				return plan, true, fmt.Errorf("binding %s: spec.dataFrom[%d]: %w", b.Name, i, err)
+				return plan, nil, fmt.Errorf("binding %s: spec.dataFrom[%d]: %w", b.Name, i, err)
 			}
 			if sec.Fields == nil {
-				return plan, true, reconcilers.TerminalError(providers.Errorf(providers.KindInvalidRef, store, d.RemoteRef.Key, "dataFrom needs a JSON object secret (binding %s, spec.dataFrom[%d])", b.Name, i))
+				return plan, nil, reconcilers.TerminalError(providers.Errorf(providers.KindInvalidRef, store, d.RemoteRef.Key, "dataFrom needs a JSON object secret (binding %s, spec.dataFrom[%d])", b.Name, i))
 			}
 			for _, field := range sortedFieldNames(sec.Fields) {
 				if d.Dir != "" {
 					fp := path.Join(d.Dir, field)
 					if prev, ok := fileFrom[fp]; ok {
-						return plan, true, reconcilers.TerminalError(fmt.Errorf("bindings %s and %s both deliver file %s to container %s", prev, b.Name, fp, name))
+						return plan, nil, reconcilers.TerminalError(fmt.Errorf("bindings %s and %s both deliver file %s to container %s", prev, b.Name, fp, name))
 					}
 					fileFrom[fp] = b.Name
 					plan.Files = append(plan.Files, delivery.File{Path: fp, Value: sec.Fields[field], Mode: 0o400, UID: -1, GID: -1})
@@ -122,10 +192,10 @@ func (p *Planner) Plan(ctx context.Context, c container.InspectResponse) (contai
 				}
 				env := d.Prefix + field
 				if !validEnvName(env) {
-					return plan, true, reconcilers.TerminalError(fmt.Errorf("binding %s: spec.dataFrom[%d]: field %q of %s gives env name %q, which is not a valid identifier", b.Name, i, field, d.RemoteRef.Key, env))
+					return plan, nil, reconcilers.TerminalError(fmt.Errorf("binding %s: spec.dataFrom[%d]: field %q of %s gives env name %q, which is not a valid identifier", b.Name, i, field, d.RemoteRef.Key, env))
 				}
 				if prev, ok := envFrom[env]; ok {
-					return plan, true, reconcilers.TerminalError(fmt.Errorf("bindings %s and %s both deliver env %s to container %s", prev, b.Name, env, name))
+					return plan, nil, reconcilers.TerminalError(fmt.Errorf("bindings %s and %s both deliver env %s to container %s", prev, b.Name, env, name))
 				}
 				envFrom[env] = b.Name
 				plan.Env[env] = string(sec.Fields[field])
@@ -140,28 +210,8 @@ func (p *Planner) Plan(ctx context.Context, c container.InspectResponse) (contai
 		}
 	}
 	sort.Slice(plan.Files, func(i, j int) bool { return plan.Files[i].Path < plan.Files[j].Path })
-	if strategy == "" || strategy == v1alpha1.RotationAuto {
-		switch {
-		case len(plan.Env) == 0 && len(plan.Files) > 0:
-			strategy = v1alpha1.RotationNone
-		case docker.HasHostPorts(c):
-			strategy = v1alpha1.RotationRecreate
-		default:
-			strategy = v1alpha1.RotationRolling
-		}
-	}
-	plan.Strategy, plan.Signal = strategy, signal
-	if timeout == 0 {
-		timeout = p.Timeout
-	}
-	plan.HealthTimeout = timeout
-	plan.ContentHash = p.hash(plan, true)
-	if plan.InPlace() {
-		plan.Hash = p.hash(plan, false)
-	} else {
-		plan.Hash = plan.ContentHash
-	}
-	return plan, true, nil
+	plan.Strategy, plan.Signal, plan.HealthTimeout = strategy, signal, timeout
+	return plan, fileFrom, nil
 }
 
 // strongest picks the strategy when several bindings select one target:

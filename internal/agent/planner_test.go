@@ -162,3 +162,59 @@ func TestModelKeys(t *testing.T) {
 		t.Fatalf("interval = %v, want the shortest (30s)", iv)
 	}
 }
+
+func TestPlanService(t *testing.T) {
+	m := NewModel(5 * time.Minute)
+	tls := v1alpha1.SecretData{RemoteRef: v1alpha1.RemoteRef{Key: "shop/tls"}, File: &v1alpha1.FileTarget{Path: "/run/secrets/tls.pem", Mode: "0440", UID: ptr64(1000)}}
+	pw := v1alpha1.SecretData{RemoteRef: v1alpha1.RemoteRef{Key: "shop/db", Property: "password"}, File: &v1alpha1.FileTarget{Path: "/etc/app/db"}}
+	swarmSel := v1alpha1.Selector{Swarm: &v1alpha1.SwarmSelector{Service: "web"}}
+	bindings := []v1alpha1.SecretBinding{
+		binding("web-tls", swarmSel, []v1alpha1.SecretData{tls}, ""),
+		binding("web-db", swarmSel, []v1alpha1.SecretData{pw}, ""),
+		binding("by-label", v1alpha1.Selector{Labels: map[string]string{"app": "web"}}, []v1alpha1.SecretData{tls}, ""),
+	}
+	m.Set([]v1alpha1.SecretStore{{ObjectMeta: metaName("local")}}, bindings, 5*time.Minute)
+	vals := mapValues{"local/shop/db": `{"password":"s3cret"}`, "local/shop/tls": "PEM"}
+	p := &Planner{Model: m, Values: vals, HostKey: []byte("0123456789abcdef0123456789abcdef"), Timeout: 30 * time.Second}
+
+	plan, sel, err := p.PlanService(context.Background(), "web")
+	if err != nil || !sel {
+		t.Fatalf("PlanService: %v, %v", sel, err)
+	}
+	if strings.Join(plan.Bindings, ",") != "web-db,web-tls" || len(plan.Files) != 2 || plan.Timeout != 30*time.Second {
+		t.Fatalf("plan %+v", plan)
+	}
+	if f := plan.Files[0]; f.Binding != "web-db" || f.Path != "/etc/app/db" || string(f.Value) != "s3cret" {
+		t.Errorf("file 0 %+v", f)
+	}
+	if f := plan.Files[1]; f.Binding != "web-tls" || f.Mode != 0o440 || f.UID != 1000 || f.GID != -1 {
+		t.Errorf("file 1 %+v", f)
+	}
+	if len(plan.Hash) != 64 || strings.Contains(plan.Hash, "s3cret") {
+		t.Errorf("hash %q", plan.Hash)
+	}
+	if again, _, _ := p.PlanService(context.Background(), "web"); again.Hash != plan.Hash {
+		t.Error("the hash of an unchanged plan changed")
+	}
+	vals["local/shop/db"] = `{"password":"other"}`
+	if changed, _, _ := p.PlanService(context.Background(), "web"); changed.Hash == plan.Hash {
+		t.Error("a changed value kept the hash")
+	}
+	if _, sel, _ := p.PlanService(context.Background(), "api"); sel {
+		t.Error("a service no binding selects is selected")
+	}
+	if got := m.Services(); strings.Join(got, ",") != "web" {
+		t.Errorf("Services %q", got)
+	}
+	// A Swarm task container is never a container target, even when a
+	// label selector matches it: Swarm owns it.
+	task := inspect("web.1.abc", map[string]string{"app": "web", "com.docker.swarm.task.id": "abc", "com.docker.swarm.service.id": "s1"}, false)
+	if _, sel, _ := p.Plan(context.Background(), task); sel {
+		t.Error("a Swarm task container was selected for a container swap")
+	}
+	if _, sel, _ := p.Plan(context.Background(), inspect("web", map[string]string{"app": "web"}, false)); !sel {
+		t.Error("a plain container with the label was not selected")
+	}
+}
+
+func ptr64(v int64) *int64 { return &v }

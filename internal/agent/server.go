@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/docker/docker/api/types/swarm"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/yaml"
@@ -28,6 +29,7 @@ import (
 	"github.com/dso-dev/dso/providers"
 	"github.com/dso-dev/dso/providers/cache"
 	"github.com/dso-dev/dso/reconcilers/containerswap"
+	"github.com/dso-dev/dso/reconcilers/swarmrotate"
 )
 
 // apiHandler serves the agent API (see internal/api).
@@ -131,6 +133,7 @@ func (a *Agent) status(ctx context.Context) api.Status {
 		Queues: []api.QueueStatus{
 			{Name: a.fetchCtl.Name(), Depth: a.fetchCtl.Len()},
 			{Name: a.swapCtl.Name(), Depth: a.swapCtl.Len()},
+			{Name: a.swarmCtl.Name(), Depth: a.swarmCtl.Len()},
 			{Name: a.orphanCtl.Name(), Depth: a.orphanCtl.Len()},
 		},
 		Providers: []api.ProviderStatus{},
@@ -275,9 +278,22 @@ func (a *Agent) bindingViews(ctx context.Context, only string, detail bool) []ap
 		}
 		// Targets: every selected container, its hash and phase.
 		ready, readyMsg := true, "every target runs the current secrets"
+		readyReason := ""
+		if sw := bd.Spec.Target.Selector.Swarm; sw != nil {
+			ts, ok, msg := a.serviceTarget(ctx, bd.Name, sw.Service, snap)
+			if ts != nil {
+				v.Status.Targets = append(v.Status.Targets, *ts)
+			}
+			if !ok {
+				ready, readyMsg = false, msg
+			}
+			if !a.swarmManager() {
+				readyReason = "NotSwarmManager"
+			}
+		}
 		for _, c := range containers {
 			name := strings.TrimPrefix(c.Names[0], "/")
-			if IsSwapArtifact(name, c.Labels) || !Matches(bd.Spec.Target.Selector, name, c.Labels) {
+			if IsSwapArtifact(name, c.Labels) || IsSwarmTask(c.Labels) || !Matches(bd.Spec.Target.Selector, name, c.Labels) {
 				continue
 			}
 			ts := v1alpha1.TargetStatus{Container: name, Hash: short12(c.Labels[docker.LabelSecretHash])}
@@ -309,7 +325,7 @@ func (a *Agent) bindingViews(ctx context.Context, only string, detail bool) []ap
 			ts.Phase = phase
 			v.Status.Targets = append(v.Status.Targets, ts)
 		}
-		if len(v.Status.Targets) == 0 {
+		if len(v.Status.Targets) == 0 && ready {
 			ready, readyMsg = false, "the selector matches no container"
 		}
 		now := metav1.Now()
@@ -321,10 +337,23 @@ func (a *Agent) bindingViews(ctx context.Context, only string, detail bool) []ap
 			return metav1.Condition{Type: t, Status: s, Reason: reason, Message: msg, LastTransitionTime: now}
 		}
 		_, degraded := snap.Degraded[bd.Name]
+		if readyReason == "" {
+			readyReason = map[bool]string{true: "Converged", false: "NotReady"}[ready && synced]
+		}
+		degradedReason, degradedMsg := "HealthGateFailed", "a rotation failed its health gate; the old container keeps serving"
+		if bd.Spec.Target.Selector.Swarm != nil {
+			degradedReason, degradedMsg = "SwarmUpdateFailed", "Swarm rolled back or paused the service update; the service keeps its old secrets"
+			for _, reason := range snap.Degraded[bd.Name] {
+				degradedMsg = reason
+			}
+		}
+		if !degraded {
+			degradedReason, degradedMsg = "AsExpected", "no failed rotation"
+		}
 		v.Status.Conditions = []metav1.Condition{
-			cond(v1alpha1.ConditionReady, ready && synced, map[bool]string{true: "Converged", false: "NotReady"}[ready && synced], readyMsg),
+			cond(v1alpha1.ConditionReady, ready && synced, readyReason, readyMsg),
 			cond(v1alpha1.ConditionSynced, synced, map[bool]string{true: "Fetched", false: "FetchFailed"}[synced], syncMsg),
-			cond(v1alpha1.ConditionDegraded, degraded, map[bool]string{true: "HealthGateFailed", false: "AsExpected"}[degraded], map[bool]string{true: "a rotation failed its health gate; the old container keeps serving", false: "no failed rotation"}[degraded]),
+			cond(v1alpha1.ConditionDegraded, degraded, degradedReason, degradedMsg),
 		}
 		if detail {
 			if raw, err := a.state.Events(bd.Name, 20); err == nil {
@@ -340,6 +369,48 @@ func (a *Agent) bindingViews(ctx context.Context, only string, detail bool) []ap
 		out = append(out, v)
 	}
 	return out
+}
+
+// serviceTarget is the status of a binding's Swarm service: its hash label
+// and phase (nil when there is nothing to show), whether it is converged,
+// and if not, why.
+func (a *Agent) serviceTarget(ctx context.Context, binding, service string, snap Snapshot) (*v1alpha1.TargetStatus, bool, string) {
+	if !a.swarmManager() {
+		return nil, false, docker.NotManagerMessage
+	}
+	svc, err := a.engine.ServiceInspect(ctx, service)
+	if docker.IsNotFound(err) {
+		return nil, false, "Swarm service " + service + " not found"
+	}
+	if err != nil {
+		return nil, false, "inspecting Swarm service " + service + ": " + err.Error()
+	}
+	target := swarmrotate.Target(service)
+	ts := &v1alpha1.TargetStatus{Service: service, Hash: short12(svc.Spec.Labels[docker.LabelSecretHash])}
+	phase := "Converged"
+	if plan, sel, err := a.swarm.Planner.PlanService(ctx, service); err != nil {
+		phase = "Pending"
+	} else if sel && plan.Hash != svc.Spec.Labels[docker.LabelSecretHash] {
+		phase = "Rotating"
+	}
+	if st := svc.UpdateStatus; st != nil && (st.State == swarm.UpdateStateUpdating || st.State == swarm.UpdateStateRollbackStarted) {
+		phase = "Rotating"
+	}
+	msg := ""
+	if reason, bad := snap.Degraded[binding][target]; bad {
+		phase, msg = "Degraded", target+": "+reason
+	} else if phase != "Converged" {
+		msg = target + " is " + strings.ToLower(phase)
+	}
+	for i := len(snap.Rotations) - 1; i >= 0; i-- {
+		if snap.Rotations[i].Target == target && snap.Rotations[i].Result == "succeeded" {
+			t := metav1.NewTime(snap.Rotations[i].Finished)
+			ts.LastRotation = &t
+			break
+		}
+	}
+	ts.Phase = phase
+	return ts, phase == "Converged", msg
 }
 
 // created is an object's creation time: the applied time, else the
@@ -611,9 +682,17 @@ func (a *Agent) handleRotate(w http.ResponseWriter, r *http.Request) {
 			targets = append(targets, n)
 		}
 	}
+	if sw := bd.Spec.Target.Selector.Swarm; sw != nil {
+		if !a.swarmManager() {
+			emit(api.RotateProgress{Target: swarmrotate.Target(sw.Service), Phase: "failed", Message: docker.NotManagerMessage})
+			emit(api.RotateProgress{Phase: "done", Message: "0 targets queued"})
+			return
+		}
+		targets = append(targets, swarmrotate.Target(sw.Service))
+	}
 	sort.Strings(targets)
 	for _, t := range targets {
-		a.swapCtl.Enqueue(t)
+		a.enqueueTarget(t)
 		emit(api.RotateProgress{Target: t, Phase: "queued"})
 	}
 	if !req.Wait {
@@ -653,12 +732,27 @@ func (a *Agent) handleRotate(w http.ResponseWriter, r *http.Request) {
 				delete(pending, t)
 				continue
 			}
-			ins, err := a.engine.Inspect(r.Context(), t)
-			if err != nil {
-				continue
+			var have, want string
+			var sel bool
+			var err error
+			if svc, ok := strings.CutPrefix(t, swarmrotate.TargetPrefix); ok {
+				var s swarm.Service
+				if s, err = a.engine.ServiceInspect(r.Context(), svc); err != nil {
+					continue
+				}
+				var plan swarmrotate.Plan
+				plan, sel, err = a.swarm.Planner.PlanService(r.Context(), svc)
+				have, want = s.Spec.Labels[docker.LabelSecretHash], plan.Hash
+			} else {
+				ins, ierr := a.engine.Inspect(r.Context(), t)
+				if ierr != nil {
+					continue
+				}
+				var plan containerswap.Plan
+				plan, sel, err = a.swap.Planner.Plan(r.Context(), ins)
+				have, want = ins.Config.Labels[docker.LabelSecretHash], plan.Hash
 			}
-			plan, sel, err := a.swap.Planner.Plan(r.Context(), ins)
-			if err == nil && sel && plan.Hash == ins.Config.Labels[docker.LabelSecretHash] && a.swapCtl.Len() == 0 && snap.InProgress == 0 {
+			if err == nil && sel && want == have && a.swapCtl.Len() == 0 && a.swarmCtl.Len() == 0 && snap.InProgress == 0 {
 				emit(api.RotateProgress{Target: t, Phase: "unchanged", Message: "already runs the current secrets"})
 				delete(pending, t)
 			} else if !announced[t] && snap.InProgress > 0 {

@@ -132,15 +132,29 @@ func writeBindingDescription(w io.Writer, b api.BindingView) error {
 
 	out.WriteString("Targets:\n")
 	if len(b.Status.Targets) == 0 {
-		out.WriteString("  <none>: no running container matches the selector\n")
+		if sw := spec.Target.Selector.Swarm; sw != nil {
+			out.WriteString("  <none>: Swarm service " + sw.Service + " not found, or this engine is not a Swarm manager (see Conditions)\n")
+		} else {
+			out.WriteString("  <none>: no running container matches the selector\n")
+		}
 	} else {
-		t := newTable(&out, "  CONTAINER", "HASH", "PHASE", "LAST ROTATION")
+		header := "  CONTAINER"
+		for _, tg := range b.Status.Targets {
+			if tg.Service != "" {
+				header = "  TARGET"
+			}
+		}
+		t := newTable(&out, header, "HASH", "PHASE", "LAST ROTATION")
 		for _, tg := range b.Status.Targets {
 			last := "never"
 			if tg.LastRotation != nil {
 				last = ago(tg.LastRotation.Time)
 			}
-			t.row("  "+tg.Container, shortHash(tg.Hash), orDash(tg.Phase), last)
+			name := tg.Container
+			if tg.Service != "" {
+				name = "service/" + tg.Service // a Swarm service, not a container
+			}
+			t.row("  "+name, shortHash(tg.Hash), orDash(tg.Phase), last)
 		}
 		if err := t.flush(); err != nil {
 			return err
@@ -210,6 +224,9 @@ func describeSelector(sel v1alpha1.Selector) string {
 			ls = append(ls, k+"="+sel.Labels[k])
 		}
 		parts = append(parts, "labels "+strings.Join(ls, ","))
+	}
+	if sw := sel.Swarm; sw != nil {
+		parts = append(parts, "swarm service "+sw.Service)
 	}
 	if len(parts) == 0 {
 		return "-"

@@ -525,6 +525,12 @@ func (e *doctorEnv) checkBindings(ctx context.Context) api.Check {
 	}
 	var empty []string
 	for _, b := range bindings {
+		if sw := b.sel.Swarm; sw != nil {
+			// A Swarm binding selects a service, not containers; its
+			// status (dso describe) says whether the service is there.
+			c.Extra[b.name] = "Swarm service " + sw.Service
+			continue
+		}
 		var names []string
 		for _, ct := range list {
 			if ct.State != "running" {

@@ -44,6 +44,8 @@ type Engine interface {
 	Exec(ctx context.Context, id string, cmd []string) (exitCode int, output string, err error)
 	// Events streams container events until ctx ends; errs gets one error.
 	Events(ctx context.Context, since time.Time) (<-chan events.Message, <-chan error)
+	// Swarm: secrets and services (internal/docker/swarm.go).
+	Swarm
 }
 
 // IsNotFound reports whether err means the container (or network) is gone.

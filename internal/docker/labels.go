@@ -26,4 +26,6 @@ const (
 	// LabelEnvKeys lists (names only) the env vars dso delivered, so a later
 	// rotation can drop the ones no longer bound.
 	LabelEnvKeys = "dso.dev/env-keys"
+	// LabelService is the Swarm service a dso Docker secret was made for.
+	LabelService = "dso.dev/service"
 )

@@ -19,6 +19,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/errdefs"
 
 	"github.com/dso-dev/dso/internal/docker"
@@ -26,7 +27,7 @@ import (
 
 // Action is one recorded call.
 type Action struct {
-	Verb string // create, start, stop, restart, signal, rename, remove, update, exec
+	Verb string // create, start, stop, restart, signal, rename, remove, update, exec, secret-create, secret-remove, service-update
 	Name string // container name at the time of the call (create: the new name)
 	Arg  string // rename: new name; signal: signal; update: policy
 }
@@ -76,6 +77,17 @@ type Engine struct {
 	Fail map[string]string
 	// Hook runs after every recorded action (crash-point tests use it).
 	Hook func(a Action)
+
+	// Swarm is what SwarmInfo answers (zero: not in a swarm, so every
+	// swarm call fails as on such an engine).
+	Swarm docker.SwarmInfo
+	// OnServiceUpdate decides what Swarm does with an accepted update
+	// (default: it completes).
+	OnServiceUpdate func(s *swarm.Service) SwarmUpdateOutcome
+
+	secrets    map[string]*swarm.Secret
+	secretData map[string][]byte
+	services   map[string]*swarm.Service
 }
 
 // New returns an empty fake engine.
