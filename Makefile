@@ -32,6 +32,7 @@ GOLANGCI_LINT  := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 
 FUZZTIME ?= 20s
 TESTIMAGE ?= dso-testapp:dev
+SYSTEMD_IMAGE ?= dso-systemd:dev
 
 .DEFAULT_GOAL := help
 
@@ -92,6 +93,10 @@ install: build ## Install dso and the docker CLI plugin (PREFIX=/usr/local for s
 testimage: ## Build the dso-testapp:dev image (FROM scratch, no registry needed).
 	hack/build-testimage.sh $(TESTIMAGE)
 
+.PHONY: systemd-image
+systemd-image: ## Build the dso-systemd:dev image (Debian + systemd as PID 1, debootstrap, no registry; cached).
+	hack/build-systemd-image.sh $(SYSTEMD_IMAGE)
+
 .PHONY: vaultdev
 vaultdev: ## Build bin/vaultdev, a real in-process Vault dev server for tests (slow when cold).
 	cd hack/vaultdev && CGO_ENABLED=0 go build -o $(BIN)/vaultdev .
@@ -103,7 +108,7 @@ run: build ## Build and run the agent on the quickstart sample (local encrypted 
 ##@ Test
 
 .PHONY: test
-test: verify-generate lint test-unit fuzz test-e2e ## Everything CI runs: generate check, lint, unit, fuzz, e2e.
+test: verify-generate lint test-unit fuzz test-e2e test-systemd ## Everything CI runs: generate check, lint, unit, fuzz, e2e, systemd.
 
 .PHONY: test-unit
 test-unit: vaultdev ## Unit and integration tests (real Vault dev server, wire fakes for AWS/Azure).
@@ -120,6 +125,10 @@ fuzz: ## Run each fuzz target: FuzzLoad for FUZZTIME (default 20s), FuzzLegacy f
 .PHONY: test-e2e
 test-e2e: testimage build build-fault ## Black-box tests against the real Docker engine (fail, not skip, without one).
 	DSO_STRICT=1 DSO_BIN=$(DSO) DSO_FAULT_BIN=$(BIN)/dso-fault DSO_TESTIMAGE=$(TESTIMAGE) go test -count=1 -tags e2e -timeout 20m ./test/e2e/...
+
+.PHONY: test-systemd
+test-systemd: systemd-image build ## system enable/status/logs/restart/disable in a container whose PID 1 is systemd (fail, not skip, without one).
+	DSO_STRICT=1 DSO_BIN=$(DSO) DSO_SYSTEMD_IMAGE=$(SYSTEMD_IMAGE) go test -count=1 -tags systemd -timeout 15m ./test/systemd/...
 
 .PHONY: bench
 bench: vaultdev ## Run benchmarks (numbers go into docs/benchmarks.md).

@@ -54,9 +54,11 @@ func newSystemLogsCommand(s Streams) *cobra.Command {
 fields (trace_id, container, binding and step first).
 
 The log is read from logging.file of the agent's config, all rotated files
-oldest first; when the agent runs as the dso-agent systemd unit and writes no
-log file, from journald. The agent's config is the one --config or
-$DSO_CONFIG names, else the one 'system enable' was run with, else the usual
+oldest first. When the agent runs as the dso-agent systemd unit it writes
+the same lines to the journal too, and they are read from there when the
+file is missing (journalctl -u dso-agent shows them as well). The agent's
+config is the one --config or $DSO_CONFIG names, else the one 'system
+enable' was run with (with systemd: the one the unit runs), else the usual
 search.`,
 		Example: `  dso system logs -n 30
   dso system logs -f -p err
@@ -89,7 +91,7 @@ search.`,
 			if !cmd.Flags().Changed("lines") && !follow && !logsToTerminal(s.Out) {
 				o.n = 0
 			}
-			file, loadErr := agentLogFile(cmd)
+			file, loadErr := logsFile(cmd)
 			if loadErr != nil {
 				note(s.Err, "Warning: the agent's config does not load (%v); reading %s\n", loadErr, file)
 			}
@@ -394,24 +396,45 @@ func (fl *follower) poll(line func([]byte) error) error {
 	return fl.drain(line)
 }
 
-// useJournal reports whether the agent's lines are in journald: it runs as
-// the dso-agent unit and has no log file. The unit passes --quiet so that
-// lines are not stored twice; its lines then go to logging.file, and the
-// journal holds only what the agent prints before its logger exists. The
-// file is therefore preferred whenever it exists.
-func useJournal(ctx context.Context, file string) bool {
+// logsFile is logging.file of the agent's config; with systemd, of the
+// config the dso-agent unit runs (see systemdAgentConfig).
+func logsFile(cmd *cobra.Command) (file string, loadErr error) {
+	if !supervisor.SystemdRunning() {
+		return agentLogFile(cmd)
+	}
+	path, _, err := systemdAgentConfig(cmd)
+	if err != nil {
+		return v1alpha1.DefaultLogFile, err
+	}
+	t, err := loadTarget(path)
+	if err != nil {
+		return v1alpha1.DefaultLogFile, err
+	}
+	if t.LogFile == "" {
+		return v1alpha1.DefaultLogFile, nil
+	}
+	return t.LogFile, nil
+}
+
+// useJournal reports whether to read journald instead of the log file: the
+// agent is the dso-agent unit (installed, running or not) and the file is
+// missing. The unit's agent writes every line to both (the unit does not
+// pass --quiet), and the file, rotated and kept across journal vacuuming,
+// is preferred whenever it exists.
+func useJournal(_ context.Context, file string) bool {
 	if !supervisor.SystemdRunning() {
 		return false
 	}
 	if _, err := os.Stat(file); err == nil {
 		return false
 	}
-	return supervisor.Systemd{}.Active(ctx)
+	return supervisor.Systemd{}.Installed()
 }
 
 // journalLogs reads `journalctl -u dso-agent -o json`, whose MESSAGE field
-// holds our JSON line. This path needs systemd and is not exercised by the
-// tests here (no systemd on these machines); the MESSAGE mapping is.
+// holds our JSON line; systemd's own lines about the unit are not JSON
+// entries and are skipped. test/systemd runs this path against a real
+// journald (make test-systemd).
 func journalLogs(ctx context.Context, s Streams, o logsOptions) error {
 	args := []string{"-u", supervisor.UnitName, "-o", "json", "--no-pager"}
 	if !o.since.IsZero() {

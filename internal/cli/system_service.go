@@ -2,10 +2,8 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"time"
 
@@ -64,12 +62,13 @@ again while the agent runs changes nothing.`,
 				if err != nil {
 					return err
 				}
-				if err := (supervisor.Systemd{}).Enable(cmd.Context(), bin, t.ConfigPath); err != nil {
-					return err
+				sd := supervisor.Systemd{}
+				if err := sd.Enable(cmd.Context(), bin, t.ConfigPath); err != nil {
+					return unitFailed(cmd.Context(), sd, err)
 				}
 				v, err := waitReady(cmd.Context(), t.MetricsListen)
 				if err != nil {
-					return err
+					return unitFailed(cmd.Context(), sd, err)
 				}
 				return printf(s, "dso agent enabled (systemd unit %s): version %s, config %s\n", supervisor.UnitName, v, displayConfig(t.ConfigPath))
 			}
@@ -97,8 +96,12 @@ after the agent died) is removed, and that process is left alone.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if supervisor.SystemdRunning() {
-				if err := (supervisor.Systemd{}).Disable(cmd.Context()); err != nil {
+				installed, err := (supervisor.Systemd{}).Disable(cmd.Context())
+				if err != nil {
 					return err
+				}
+				if !installed {
+					return printf(s, "dso agent disabled (the systemd unit %s is not installed)\n", supervisor.UnitName)
 				}
 				return printf(s, "dso agent disabled (systemd unit %s stopped)\n", supervisor.UnitName)
 			}
@@ -127,11 +130,19 @@ $DSO_CONFIG names, else the one 'system enable' was run with, else the usual
 search. The config is checked before the running agent is stopped, so a
 broken edit never leaves the host without an agent.
 
+With systemd: 'systemctl restart dso-agent', then the same wait. Without
+--config or $DSO_CONFIG the config is the one the installed unit runs (its
+drop-in's, else /etc/dso/dso.yaml); one given that differs is installed in
+the unit's drop-in first, as enable would.
+
 A restart with unchanged secrets rotates nothing: the agent compares each
 container's secret hash with the desired one.`,
 		Example: `  sudo dso system restart`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if supervisor.SystemdRunning() {
+				return systemdRestart(cmd, s)
+			}
 			path, _, err := agentConfig(cmd)
 			if err != nil {
 				return err
@@ -139,16 +150,6 @@ container's secret hash with the desired one.`,
 			t, err := loadTarget(path)
 			if err != nil {
 				return fmt.Errorf("not restarting the agent: its config does not load (the running agent is left alone): %w", err)
-			}
-			if supervisor.SystemdRunning() {
-				if err := (supervisor.Systemd{}).Restart(cmd.Context()); err != nil {
-					return err
-				}
-				v, err := waitReady(cmd.Context(), t.MetricsListen)
-				if err != nil {
-					return err
-				}
-				return printf(s, "dso agent restarted: version %s (systemd unit %s)\n", v, supervisor.UnitName)
 			}
 			st, warning, err := directSupervisor().Restart(cmd.Context(), t)
 			if warning != "" {
@@ -170,11 +171,12 @@ func newSystemStatusCommand(s Streams) *cobra.Command {
 is enabled, its pid, uptime, version, config file and its last log lines.
 
 Exits 0 when the agent runs and 3 when it is stopped, like systemctl status.
-With systemd this is 'systemctl status dso-agent'.`,
+With systemd the state is the dso-agent unit's ('systemctl show dso-agent':
+its MainPID, enabled or not) and the config the unit runs.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if supervisor.SystemdRunning() {
-				return systemdStatus(cmd.Context(), s)
+				return systemdStatus(cmd, s)
 			}
 			d := directSupervisor()
 			st, err := d.Status()
@@ -241,18 +243,192 @@ With systemd this is 'systemctl status dso-agent'.`,
 	}
 }
 
-// systemdStatus passes `systemctl status dso-agent` through, exit code
-// included (3 when the unit is inactive).
-func systemdStatus(ctx context.Context, s Streams) error {
-	c := exec.CommandContext(ctx, "systemctl", "status", "--no-pager", supervisor.UnitName)
-	c.Stdout, c.Stderr = s.Out, s.Err
-	err := c.Run()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		exitProcess(ee.ExitCode())
+// systemdAgentConfig is the config file of the agent the dso-agent unit
+// runs: an explicit --config or $DSO_CONFIG wins (explicit is then true);
+// otherwise the installed unit's (its drop-in's --config, else
+// /etc/dso/dso.yaml); otherwise, with no unit installed, the usual search.
+// The unit's config is what `sudo docker dso system restart` must wait for:
+// sudo drops $DSO_CONFIG, and /etc/dso/dso.yaml may be another file.
+func systemdAgentConfig(cmd *cobra.Command) (path string, explicit bool, err error) {
+	if configPath(cmd) != "" || os.Getenv("DSO_CONFIG") != "" {
+		path, _, err = config.Resolve(configPath(cmd))
+		return path, true, err
+	}
+	p, ok, err := (supervisor.Systemd{}).ConfigPath()
+	if err != nil {
+		return "", false, err
+	}
+	if ok {
+		return p, false, nil
+	}
+	path, _, err = config.Resolve("")
+	return path, false, err
+}
+
+// systemdRestart restarts the unit after checking its config; an explicit
+// --config or $DSO_CONFIG that is not the unit's is installed first (as
+// enable would), so the restarted agent runs what the command was given.
+func systemdRestart(cmd *cobra.Command, s Streams) error {
+	ctx := cmd.Context()
+	sd := supervisor.Systemd{}
+	if !sd.Installed() {
+		return fmt.Errorf("the systemd unit %s is not installed: start the agent with docker dso system enable", supervisor.UnitName)
+	}
+	path, explicit, err := systemdAgentConfig(cmd)
+	if err != nil {
+		return err
+	}
+	t, err := loadTarget(path)
+	if err != nil {
+		return fmt.Errorf("not restarting the agent: its config does not load (the running agent is left alone): %w", err)
+	}
+	if explicit {
+		cur, _, err := sd.ConfigPath()
+		if err != nil {
+			return err
+		}
+		want := t.ConfigPath
+		if want == "" {
+			want = supervisor.UnitConfig // what Install writes for ""
+		}
+		if cur != want {
+			bin, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			if err := sd.Install(ctx, bin, t.ConfigPath); err != nil {
+				return err
+			}
+		}
+	}
+	if err := sd.Restart(ctx); err != nil {
+		return unitFailed(ctx, sd, err)
+	}
+	v, err := waitReady(ctx, t.MetricsListen)
+	if err != nil {
+		return unitFailed(ctx, sd, err)
+	}
+	return printf(s, "dso agent restarted: version %s (systemd unit %s)\n", v, supervisor.UnitName)
+}
+
+// unitFailed adds what systemd knows to an enable/restart failure: the
+// unit's state and its last journal lines (a unit that systemd cannot even
+// start, e.g. status=216/GROUP, writes nothing to the agent's log file).
+func unitFailed(ctx context.Context, sd supervisor.Systemd, err error) error {
+	// The command's context may be what ran out; systemctl still answers.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	var b strings.Builder
+	if u, serr := sd.Show(ctx); serr == nil {
+		fmt.Fprintf(&b, "\nsystemd unit %s: %s (%s), result %s, %d automatic restarts", supervisor.UnitName, u.ActiveState, u.SubState, u.Result, u.NRestarts)
+	}
+	if lines := journalTail(ctx, sd, 10); len(lines) > 0 {
+		fmt.Fprintf(&b, "\nlast journal lines (journalctl -u %s -n 10):", supervisor.UnitName)
+		for _, l := range lines {
+			b.WriteString("\n  " + l)
+		}
+	}
+	if b.Len() == 0 {
+		return err
+	}
+	return fmt.Errorf("%w%s", err, b.String())
+}
+
+// systemdStatus says what `system status` says without systemd, from
+// `systemctl show dso-agent`: running (its MainPID) or stopped, enabled,
+// uptime, version, config, log. Exits 3 when the agent does not run, like
+// systemctl status.
+func systemdStatus(cmd *cobra.Command, s Streams) error {
+	ctx := cmd.Context()
+	sd := supervisor.Systemd{}
+	var b strings.Builder
+	if !sd.Installed() {
+		b.WriteString("dso agent: stopped\n")
+		fmt.Fprintf(&b, "  Enabled:   no (the systemd unit %s is not installed: docker dso system enable installs it)\n", supervisor.UnitName)
+		if err := printf(s, "%s", b.String()); err != nil {
+			return err
+		}
+		exitProcess(exitStopped)
 		return nil
 	}
-	return err
+	u, err := sd.Show(ctx)
+	if err != nil {
+		return err
+	}
+	path, _, cerr := systemdAgentConfig(cmd)
+	var t supervisor.Target
+	if cerr == nil {
+		t, cerr = loadTarget(path)
+		t.ConfigPath = path
+	}
+	if u.Running() {
+		fmt.Fprintf(&b, "dso agent: running (pid %d)\n", u.MainPID)
+	} else {
+		b.WriteString("dso agent: stopped\n")
+	}
+	enabled := "no"
+	if u.Enabled() {
+		enabled = "yes"
+	}
+	fmt.Fprintf(&b, "  Enabled:   %s (systemd unit %s: %s)\n", enabled, supervisor.UnitName, u.UnitFileState)
+	state := fmt.Sprintf("%s (%s)", u.ActiveState, u.SubState)
+	if u.Result != "" && u.Result != "success" {
+		state += ", last result " + u.Result
+	}
+	if u.NRestarts > 0 {
+		state += fmt.Sprintf(", %d automatic restarts", u.NRestarts)
+	}
+	fmt.Fprintf(&b, "  Unit:      %s\n", state)
+	if u.Running() {
+		if p, err := supervisor.ReadProcess(u.MainPID); err == nil && !p.Started.IsZero() {
+			up := time.Since(p.Started).Truncate(time.Second)
+			fmt.Fprintf(&b, "  Uptime:    %s (since %s)\n", up, p.Started.UTC().Format(time.RFC3339))
+		}
+		if cerr == nil {
+			if v, err := supervisor.ReadyVersion(ctx, t.MetricsListen); err == nil {
+				fmt.Fprintf(&b, "  Version:   %s (ready on %s)\n", v, supervisor.ReadyURL(t.MetricsListen))
+			} else {
+				fmt.Fprintf(&b, "  Version:   unknown: not ready (%v)\n", err)
+			}
+		}
+	}
+	fmt.Fprintf(&b, "  Config:    %s\n", displayConfig(path))
+	var lines []string
+	if cerr != nil {
+		fmt.Fprintf(&b, "  Log:       unknown: %v (journalctl -u %s)\n", cerr, supervisor.UnitName)
+	} else {
+		fmt.Fprintf(&b, "  Log:       %s (and journalctl -u %s)\n", t.LogFile, supervisor.UnitName)
+		lines = tailLog(t.LogFile, statusLogLines)
+	}
+	if len(lines) == 0 {
+		lines = journalTail(ctx, sd, statusLogLines)
+	}
+	if len(lines) > 0 {
+		b.WriteString("\nLast log lines:\n")
+		for _, l := range lines {
+			b.WriteString("  " + l + "\n")
+		}
+	}
+	if err := printf(s, "%s", b.String()); err != nil {
+		return err
+	}
+	if !u.Running() {
+		exitProcess(exitStopped)
+	}
+	return nil
+}
+
+// journalTail is the unit's last n journal lines, the agent's JSON entries
+// rendered as `system logs` renders them and systemd's own lines as they are.
+func journalTail(ctx context.Context, sd supervisor.Systemd, n int) []string {
+	var lines []string
+	for _, l := range sd.JournalTail(ctx, n) {
+		if e, ok := parseLogLine([]byte(l)); ok {
+			l = e.Human()
+		}
+		lines = append(lines, l)
+	}
+	return lines
 }
 
 // waitReady polls /readyz for up to 30s (the systemd path; the direct

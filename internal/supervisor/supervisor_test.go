@@ -90,16 +90,26 @@ func TestEmbeddedUnitMatchesConfig(t *testing.T) {
 		t.Fatal("internal/supervisor/dso-agent.service differs from config/systemd/dso-agent.service: copy the latter over the former")
 	}
 	for _, want := range []string{
-		"ExecStart=/usr/local/bin/dso agent --config /etc/dso/dso.yaml --quiet\n",
+		"ExecStart=/usr/local/bin/dso agent --config /etc/dso/dso.yaml\n",
 		"Restart=on-failure\n", "NoNewPrivileges=yes\n", "ProtectSystem=strict\n",
 		"ReadWritePaths=/var/lib/dso /var/log/dso /run/dso\n", "ProtectHome=read-only\n",
 		"PrivateTmp=yes\n", "RuntimeDirectory=dso\n", "StateDirectory=dso\n", "LogsDirectory=dso\n",
 		"CapabilityBoundingSet=CAP_SYS_ADMIN CAP_CHOWN CAP_DAC_OVERRIDE CAP_FOWNER CAP_KILL\n",
-		"SupplementaryGroups=docker\n",
 	} {
 		if !strings.Contains(string(Unit), want) {
 			t.Errorf("the unit lacks %q", want)
 		}
+	}
+	// test/systemd found both: a docker group the host may not have stops
+	// the unit from starting (216/GROUP), and --quiet keeps the agent's
+	// lines out of the journal that `journalctl -u dso-agent` reads.
+	for _, line := range strings.Split(string(Unit), "\n") {
+		if strings.HasPrefix(line, "SupplementaryGroups=") || (strings.HasPrefix(line, "ExecStart=") && strings.Contains(line, "--quiet")) {
+			t.Errorf("the unit has %q", line)
+		}
+	}
+	if strings.Contains(DropIn("/opt/dso", "/srv/dso.yaml"), "--quiet") {
+		t.Error("the drop-in's ExecStart has --quiet")
 	}
 }
 
@@ -110,8 +120,18 @@ func TestSystemdCommands(t *testing.T) {
 		return nil, nil
 	}}
 	ctx := context.Background()
-	if err := s.Disable(ctx); err != nil {
+	s.Root = t.TempDir()
+	if installed, err := s.Disable(ctx); err != nil || installed {
+		t.Fatalf("Disable without the unit = %v, %v; want false, nil (and no systemctl call)", installed, err)
+	}
+	if err := os.MkdirAll(filepath.Join(s.Root, filepath.Dir(UnitPath)), 0o755); err != nil {
 		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(s.Root, UnitPath), Unit, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if installed, err := s.Disable(ctx); err != nil || !installed {
+		t.Fatalf("Disable = %v, %v", installed, err)
 	}
 	if err := s.Restart(ctx); err != nil {
 		t.Fatal(err)
@@ -237,5 +257,58 @@ func TestReadProcessSelf(t *testing.T) {
 	}
 	if _, err := ReadProcess(1 << 30); err == nil {
 		t.Error("ReadProcess of a pid that cannot exist returned no error")
+	}
+}
+
+// Install writes the drop-in only for another binary or config, and
+// ConfigPath reads back the config the unit then runs.
+func TestSystemdInstallConfigPath(t *testing.T) {
+	var calls []string
+	s := Systemd{Root: t.TempDir(), Run: func(_ context.Context, name string, args ...string) ([]byte, error) {
+		calls = append(calls, name+" "+strings.Join(args, " "))
+		return nil, nil
+	}}
+	if err := os.MkdirAll(filepath.Join(s.Root, filepath.Dir(UnitPath)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := s.ConfigPath(); ok || err != nil {
+		t.Fatalf("ConfigPath without the unit: ok=%v err=%v", ok, err)
+	}
+	ctx := context.Background()
+	for _, tc := range []struct{ bin, cfg, want string }{
+		{"/usr/local/bin/dso", "", "/etc/dso/dso.yaml"},
+		{"/usr/local/bin/dso", "/srv/my dso/dso.yaml", "/srv/my dso/dso.yaml"},
+		{"/opt/dso/bin/dso", "/etc/dso/dso.yaml", "/etc/dso/dso.yaml"},
+		{"/usr/local/bin/dso", `/srv/a"b\\c.yaml`, `/srv/a"b\\c.yaml`},
+		{"/usr/local/bin/dso", "/etc/dso/dso.yaml", "/etc/dso/dso.yaml"},
+	} {
+		if err := s.Install(ctx, tc.bin, tc.cfg); err != nil {
+			t.Fatal(err)
+		}
+		got, ok, err := s.ConfigPath()
+		if err != nil || !ok || got != tc.want {
+			t.Errorf("Install(%q, %q): ConfigPath = %q, %v, %v; want %q", tc.bin, tc.cfg, got, ok, err, tc.want)
+		}
+		_, statErr := os.Stat(filepath.Join(s.Root, DropInPath))
+		if wantDropIn := tc.bin != unitBin || tc.want != unitConfig; wantDropIn != (statErr == nil) {
+			t.Errorf("Install(%q, %q): drop-in exists = %v", tc.bin, tc.cfg, statErr == nil)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(s.Root, UnitPath)); !bytes.Equal(b, Unit) {
+		t.Error("the installed unit is not the embedded one")
+	}
+	if len(calls) != 5 || calls[0] != "systemctl daemon-reload" {
+		t.Errorf("calls %q: want one daemon-reload per Install", calls)
+	}
+}
+
+func TestParseShow(t *testing.T) {
+	u := parseShow([]byte("LoadState=loaded\nActiveState=active\nSubState=running\nUnitFileState=enabled\nResult=success\nMainPID=304\nNRestarts=2\n"))
+	if !u.Running() || !u.Enabled() || u.MainPID != 304 || u.NRestarts != 2 || u.Result != "success" {
+		t.Errorf("parseShow: %+v", u)
+	}
+	u = parseShow([]byte("LoadState=loaded\nActiveState=activating\nSubState=auto-restart\nUnitFileState=disabled\nResult=exit-code\nMainPID=0\n"))
+	if u.Running() || u.Enabled() {
+		t.Errorf("parseShow (restarting, disabled): %+v", u)
 	}
 }
