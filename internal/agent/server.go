@@ -924,7 +924,8 @@ func sortedMapKeys[V any](m map[string]V) []string {
 	return out
 }
 
-// wouldRotate plans every container against the merged declarations and
+// wouldRotate plans every container (and, on a Swarm manager, every bound
+// service) against the merged declarations and
 // returns, per binding, the containers whose secret hash would change.
 func (a *Agent) wouldRotate(ctx context.Context, merged *config.Bundle) map[string][]string {
 	m := NewModel(merged.Agent.Spec.Agent.Watch.PollingInterval.D())
@@ -947,6 +948,21 @@ func (a *Agent) wouldRotate(ctx context.Context, merged *config.Bundle) map[stri
 		}
 		for _, b := range plan.Bindings {
 			out[b] = append(out[b], name)
+		}
+	}
+	if a.swarmManager() {
+		for _, svc := range m.Services() {
+			s, err := a.engine.ServiceInspect(ctx, svc)
+			if err != nil {
+				continue
+			}
+			plan, sel, err := p.PlanService(ctx, svc)
+			if err != nil || !sel || plan.Hash == s.Spec.Labels[docker.LabelSecretHash] {
+				continue
+			}
+			for _, b := range plan.Bindings {
+				out[b] = append(out[b], swarmrotate.Target(svc))
+			}
 		}
 	}
 	return out

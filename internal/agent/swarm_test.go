@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -155,6 +156,12 @@ spec:
 			for _, want := range []string{`dso_rotations_total{result="succeeded",strategy="swarm"} 2`, `workqueue_adds_total{name="swarmrotate"}`, "dso_secret_change_to_ready_seconds_count 1"} {
 				waitFor(t, "metric "+want, func() bool { return strings.Contains(metricsText(), want) })
 			}
+			// The observers run in turn: history is written just after the
+			// metric is counted.
+			waitFor(t, "history of both rotations", func() bool {
+				h, err := client.History(context.Background(), "web", 10)
+				return err == nil && len(h) == 2
+			})
 			bv, err := client.Binding(context.Background(), "web")
 			if err != nil || len(bv.Status.Targets) != 1 || bv.Status.Targets[0].Service != "web" || bv.Status.Targets[0].Phase != "Converged" || len(bv.Rotations) != 2 {
 				t.Errorf("binding view = %+v, %v", bv, err)
@@ -165,6 +172,13 @@ spec:
 			hist, err := client.History(context.Background(), "web", 10)
 			if err != nil || len(hist) != 2 || hist[0].Strategy != "swarm" || hist[0].Target != "service/web" || hist[0].TraceID == "" || len(hist[0].Steps) != 4 {
 				t.Errorf("history = %+v, %v", hist, err)
+			}
+			// apply --dry-run names the service among the targets that
+			// would rotate (a second binding changes its plan).
+			obj := []byte(`{"apiVersion":"dso.dev/v1alpha1","kind":"SecretBinding","metadata":{"name":"web-extra"},"spec":{"storeRef":{"name":"files"},"target":{"selector":{"swarm":{"service":"web"}}},"data":[{"remoteRef":{"key":"tls"},"file":{"path":"/etc/extra.pem"}}]}}`)
+			dry, err := client.Apply(context.Background(), api.ApplyRequest{Objects: []json.RawMessage{obj}, DryRun: true})
+			if err != nil || len(dry.Items) != 1 || strings.Join(dry.Items[0].Rotates, ",") != "service/web" {
+				t.Errorf("dry run = %+v, %v", dry, err)
 			}
 			st, err := client.Status(context.Background())
 			found := false
