@@ -184,7 +184,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, service string) (reconcilers
 			}
 		}
 	}
-	if actual == plan.Hash {
+	if actual == plan.Hash && carries(svc.Spec, plan) {
 		r.observer().Degraded(plan.Bindings, target, "", false)
 		// Converged. Older secrets left by an interrupted cleanup go now.
 		return r.cleanup(ctx, r.Log.WithValues("service", service), svc, service)
@@ -223,6 +223,22 @@ func (r *Reconciler) rolledBack(ctx context.Context, svc swarm.Service, service,
 		}
 	}
 	return false, nil
+}
+
+// carries reports whether spec references every secret of plan at its
+// path: the hash label alone is not enough when someone removed a
+// reference by hand (docker service update --secret-rm).
+func carries(spec swarm.ServiceSpec, plan Plan) bool {
+	have := map[string]string{}
+	for _, ref := range secretRefs(spec) {
+		have[ref.SecretName] = secretTarget(ref)
+	}
+	for i, name := range SecretNames(plan) {
+		if t, ok := have[name]; !ok || t != path.Clean(plan.Files[i].Path) {
+			return false
+		}
+	}
+	return true
 }
 
 func prevHash(svc swarm.Service) string {

@@ -195,6 +195,30 @@ func TestReconcile(t *testing.T) {
 				t.Errorf("%d rotations recorded, want 1", len(f.o.rotations))
 			}
 		}},
+		{"a reference removed by hand is put back (the label alone is not converged)", func(t *testing.T, f *fixture) {
+			f.p.set("web", plan(h1, "cert-1"))
+			if _, err := f.reconcile(t); err != nil {
+				t.Fatal(err)
+			}
+			svc := f.e.Service("web")
+			spec := svc.Spec
+			cs := *spec.TaskTemplate.ContainerSpec
+			cs.Secrets = cs.Secrets[:1] // the user's only
+			spec.TaskTemplate.ContainerSpec = &cs
+			if err := f.e.ServiceUpdate(context.Background(), svc.ID, svc.Version, spec); err != nil {
+				t.Fatal(err)
+			}
+			f.e.ResetActions()
+			if _, err := f.reconcile(t); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := f.e.ActionStrings(), []string{"service-update web"}; !slices.Equal(got, want) {
+				t.Fatalf("actions %q, want %q (the existing secret reused)", got, want)
+			}
+			if got, want := f.refs(), []string{"user-cert@user-cert", "dso-web-tls-tls.pem-aaaaaaaa@/run/secrets/tls.pem"}; !slices.Equal(got, want) {
+				t.Errorf("refs %q, want %q", got, want)
+			}
+		}},
 		{"changed value: new secret, one update, old secret removed", func(t *testing.T, f *fixture) {
 			f.p.set("web", plan(h1, "cert-1"))
 			if _, err := f.reconcile(t); err != nil {
