@@ -245,7 +245,9 @@ func (a *Agent) apply(ctx context.Context, b *config.Bundle) error {
 			next[s.Name] = cur
 			continue
 		}
-		client, err := a.reg.NewClient(ctx, s)
+		// The client's background work (Vault token renewal) logs through
+		// the logger it finds in its context.
+		client, err := a.reg.NewClient(logr.NewContext(ctx, a.log.WithName("store")), s)
 		if err != nil {
 			return fmt.Errorf("store %s: %w", s.Name, err)
 		}
@@ -392,6 +394,9 @@ func (a *Agent) reload(ctx context.Context) {
 	}
 	if a.fileWatch != nil {
 		a.fileWatch.SetDirs(b.Agent.Spec.Bindings.Dirs) // bindings.dirs may have changed
+	}
+	for _, w := range b.Warnings {
+		a.log.Info("configuration warning", "warning", w.Error())
 	}
 	a.log.Info("configuration reloaded", "stores", len(b.Stores), "bindings", len(b.Bindings))
 }
