@@ -54,6 +54,25 @@ type CandidateOptions struct {
 // container's network namespace: recreating either side breaks the other.
 var ErrSharedNamespace = errors.New("container uses network_mode container:<id>; dso cannot swap it safely")
 
+// ErrNamespaceParent is returned for containers whose network namespace
+// other containers join (network_mode container:<it>, Compose's
+// network_mode: service:<it>): replacing it would cut them off.
+var ErrNamespaceParent = errors.New("other containers share this container's network namespace (network_mode container:<it>); replacing it would cut them off, so dso does not swap it: deliver its secrets as files with strategy restart, signal or none, or stop sharing the namespace")
+
+// NamespaceChildren lists the containers in list that join id's network
+// namespace (NetworkMode "container:<id>", which Docker stores with the
+// full id whatever name was given).
+func NamespaceChildren(list []container.Summary, id string) []string {
+	var out []string
+	for _, c := range list {
+		if c.HostConfig.NetworkMode == "container:"+id && len(c.Names) > 0 {
+			out = append(out, strings.TrimPrefix(c.Names[0], "/"))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 // HasHostPorts reports whether c publishes ports on the host.
 func HasHostPorts(c container.InspectResponse) bool {
 	if c.HostConfig == nil {

@@ -175,6 +175,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, name string) (reconcilers.Re
 	if cur.HostConfig != nil && cur.HostConfig.NetworkMode.IsContainer() {
 		return reconcilers.Result{}, reconcilers.TerminalError(fmt.Errorf("container %s: %w", name, docker.ErrSharedNamespace))
 	}
+	if all, err := r.Engine.List(ctx, nil); err != nil {
+		return reconcilers.Result{}, err
+	} else if kids := docker.NamespaceChildren(all, cur.ID); len(kids) > 0 {
+		return reconcilers.Result{}, reconcilers.TerminalError(fmt.Errorf("container %s (joined by %s): %w", name, strings.Join(kids, ", "), docker.ErrNamespaceParent))
+	}
 
 	// A swap is needed: take a parallelism slot.
 	if r.Slots != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/dso-dev/dso/internal/delivery"
 	"github.com/dso-dev/dso/internal/docker"
 	"github.com/dso-dev/dso/internal/docker/fake"
+	"github.com/dso-dev/dso/reconcilers"
 )
 
 // fixedPlanner returns one plan for every container it selects.
@@ -580,5 +581,31 @@ func TestPremountedComposeContainer(t *testing.T) {
 	}
 	if got := strip(f2.eng.ActionStrings()); len(got) == 0 || got[0] != "create shop-web-1-dso-TRACE" {
 		t.Fatalf("actions %q, want a swap", got)
+	}
+}
+
+// TestNamespaceParentNotSwapped: a container whose network namespace
+// another container joins (compose network_mode: service:db) is never
+// replaced — the joiner would lose its network — and the refusal names
+// the joiner; the joiner itself is refused too.
+func TestNamespaceParentNotSwapped(t *testing.T) {
+	f := newFixture(t)
+	db := f.addApp("db", false, nil)
+	f.eng.Add("sidecar", container.Config{Image: "sha256:side"}, container.HostConfig{NetworkMode: container.NetworkMode("container:" + db.ID)}, true)
+	env := Plan{Bindings: []string{"db"}, Strategy: v1alpha1.RotationRolling, Hash: "h1", Env: map[string]string{"DB_PASSWORD": "v1"}}
+	f.plans.plans["db"] = env
+	f.plans.plans["sidecar"] = env
+	f.eng.ResetActions()
+	for _, tc := range []struct{ name, want string }{
+		{"db", "joined by sidecar"},
+		{"sidecar", "network_mode container"},
+	} {
+		err := f.reconcile(t, tc.name)
+		if err == nil || !reconcilers.IsTerminal(err) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want a terminal error containing %q", tc.name, err, tc.want)
+		}
+	}
+	if got := f.eng.ActionStrings(); len(got) != 0 {
+		t.Errorf("actions %q, want none", got)
 	}
 }

@@ -236,7 +236,9 @@ func (e *Engine) List(_ context.Context, labels map[string]string) ([]container.
 				status += " (health: starting)"
 			}
 		}
-		out = append(out, container.Summary{ID: c.ID, Names: []string{"/" + c.Name}, Image: c.Config.Image, Labels: copyMap(c.Config.Labels), State: state, Status: status})
+		sum := container.Summary{ID: c.ID, Names: []string{"/" + c.Name}, Image: c.Config.Image, Labels: copyMap(c.Config.Labels), State: state, Status: status}
+		sum.HostConfig.NetworkMode = string(c.HostConfig.NetworkMode)
+		out = append(out, sum)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Names[0] < out[j].Names[0] })
 	return out, nil
