@@ -214,19 +214,20 @@ func readFor(t *testing.T, c *Client, key string, d time.Duration) {
 	}
 }
 
-// A renewable token from a file, with a 3s TTL, keeps working for three
-// times its TTL: dso renews it, and Vault reports it renewed and expiring
-// later than it was created to.
+// A renewable token from a file, with a 6s TTL, keeps working for twice
+// its TTL: dso renews it, and Vault reports it renewed and expiring later
+// than it was created to. (6s leaves each renewal, due at 2/3 of the TTL,
+// 2s of slack on a loaded CI machine.)
 func TestTokenSourceRenewal(t *testing.T) {
 	needDev(t)
 	putV2(t, "renew/token", map[string]any{"v": "ok"})
-	const ttl = 3 * time.Second
-	tok := createToken(t, "3s", true)
+	const ttl = 6 * time.Second
+	tok := createToken(t, "6s", true)
 	originalExpiry := time.Now().Add(ttl)
 	rec := newRecorder(t, 0)
 	c, logs := newLoggedClient(t, tokenStore(rec.srv.URL, writeToken(t, "", tok)))
 
-	readFor(t, c, "renew/token", 3*ttl)
+	readFor(t, c, "renew/token", 2*ttl)
 
 	info := lookup(t, tok)
 	if !info.valid || info.ttl <= 0 || !info.lastRenewal || !info.expire.After(originalExpiry) {
@@ -305,8 +306,8 @@ func TestTokenSourceNotRenewed(t *testing.T) {
 func TestTokenRenewerFollowsNewToken(t *testing.T) {
 	needDev(t)
 	putV2(t, "renew/follow", map[string]any{"v": "ok"})
-	const ttl = 3 * time.Second
-	first := createToken(t, "3s", true)
+	const ttl = 6 * time.Second
+	first := createToken(t, "6s", true)
 	rec := newRecorder(t, 0)
 	file := writeToken(t, "", first)
 	c, logs := newLoggedClient(t, tokenStore(rec.srv.URL, file))
@@ -316,13 +317,13 @@ func TestTokenRenewerFollowsNewToken(t *testing.T) {
 	eventually(t, "the first token was renewed", func() bool { return rec.count("renew-self", first) >= 1 })
 
 	// Vault Agent's part: a new token in the sink file, the old one revoked.
-	second := createToken(t, "3s", true)
+	second := createToken(t, "6s", true)
 	originalExpiry := time.Now().Add(ttl)
 	writeToken(t, file, second)
 	if err := root(t).Auth().Token().RevokeTree(first); err != nil {
 		t.Fatal(err)
 	}
-	readFor(t, c, "renew/follow", 3*ttl)
+	readFor(t, c, "renew/follow", 2*ttl)
 
 	if c.Reauths() != 1 {
 		t.Fatalf("reauths = %d, want 1 (the 403 that made dso read the file again)", c.Reauths())
