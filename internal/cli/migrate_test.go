@@ -36,6 +36,7 @@ func TestMigrate(t *testing.T) {
 		{"resolved-config", "02-v1-vault.yaml", func(p string) []string { return []string{"dso", "--config", p, "migrate"} }, 0},
 		{"errors", "15-error-structure.yaml", func(p string) []string { return []string{"dso", "migrate", "-f", p} }, 1},
 		{"new-schema", "config/valid.yaml", func(p string) []string { return []string{"dso", "migrate", "-f", p} }, 0},
+		{"new-schema-invalid", "config/invalid-unknown-field.yaml", func(p string) []string { return []string{"dso", "migrate", "-f", p} }, 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -60,6 +61,25 @@ func TestMigrate(t *testing.T) {
 			}
 			golden(t, "migrate/"+tc.name, normalize("stdout:\n"+r.out+"stderr:\n"+r.err, dir))
 		})
+	}
+}
+
+// TestMigrateNotYAML: a file the YAML parser rejects (a tab in the
+// indentation of an old config) is an error, never "already in the new
+// schema, nothing to do".
+func TestMigrateNotYAML(t *testing.T) {
+	dir := isolate(t)
+	src := filepath.Join(dir, "dso.yaml")
+	if err := os.WriteFile(src, []byte("providers:\n  v:\n\ttype: vault\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "new.yaml")
+	r := run(t, nil, "", "dso", "migrate", "-f", src, "-o", out)
+	if r.code != 1 || !strings.Contains(r.err, src+":3: invalid YAML") || !strings.Contains(r.err, "is not in the older DSO schema") || strings.Contains(r.err, "nothing to do") {
+		t.Errorf("exit %d, stderr %q; want the YAML error and exit 1", r.code, r.err)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Errorf("a file was written for a file that cannot be read")
 	}
 }
 

@@ -1557,7 +1557,10 @@ func Migrate(name string, data []byte) (*Migration, ErrorList) {
 		}
 	}
 	if !m.Legacy {
-		return m, nil
+		// Not YAML, or not valid in the new schema either: report it as
+		// config validate would, never as "nothing to do".
+		errs.sort()
+		return m, errs
 	}
 	b, more := assemble(docs)
 	errs = append(errs, more...)
