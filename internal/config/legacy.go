@@ -1189,6 +1189,7 @@ func (c *legacyConv) binding(n *yaml.Node, i int, provs []*oldProvider, byName m
 	}
 	if !hasKey || strings.TrimSpace(key) == "" {
 		c.errorf(rn, p+".name", "name is required: the secret's key in the store, e.g. prod/db/credentials")
+		hasKey = false // what follows from the missing key is this error
 	}
 	name := c.objectName("binding", key, "secret-"+strconv.Itoa(i+1))
 	b := &v1alpha1.SecretBinding{ObjectMeta: metaName(name)}
@@ -1390,6 +1391,9 @@ func (c *legacyConv) binding(n *yaml.Node, i int, provs []*oldProvider, byName m
 	if !hasKey {
 		for j := range b.Spec.Data {
 			conv.failed = append(conv.failed, fmt.Sprintf("spec.data[%d].remoteRef.key", j))
+		}
+		if len(b.Spec.Data) == 0 {
+			conv.failed = append(conv.failed, "spec.data")
 		}
 	}
 
