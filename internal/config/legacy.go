@@ -79,11 +79,32 @@ func legacyHeadline(file string, failed bool) *Error {
 	return &Error{Msg: fmt.Sprintf("%s uses the older DSO schema; it was converted in memory: run \"docker dso migrate -f %s\" to rewrite it", file, file)}
 }
 
+// settleLegacyHeadlines turns the headline of each file that has errors
+// into the could-not-be-converted one. It runs once every error is known:
+// some (duplicate names, a second AgentConfig, an AgentConfig in a
+// bindings folder) are only found when the documents are put together.
+func settleLegacyHeadlines(b *Bundle, errs ErrorList) {
+	if b == nil {
+		return
+	}
+	// The headline names its file in the message only (no file: prefix).
+	failed := map[string]string{}
+	for _, e := range errs {
+		failed[legacyHeadline(e.File, false).Msg] = e.File
+	}
+	for i, w := range b.Warnings {
+		if f, ok := failed[w.Msg]; ok && w.File == "" && w.Line == 0 {
+			b.Warnings[i] = legacyHeadline(f, true)
+		}
+	}
+}
+
 // legacyDocuments converts one older-schema document for the loader: the
 // converted objects, defaulted and validated, as documents located in the
-// old file. The first returned document carries the warnings (a headline
-// naming the file, then one per note of the conversion).
-func legacyDocuments(file string, n *yaml.Node, errs *ErrorList) []*document {
+// old file. The first returned document carries the warnings: the headline
+// naming the file (when headline is set: once per file), then one per note
+// of the conversion.
+func legacyDocuments(file string, n *yaml.Node, errs *ErrorList, headline bool) []*document {
 	before := len(*errs)
 	res := convertLegacy(file, n, errs)
 	docs := res.documents()
@@ -91,7 +112,10 @@ func legacyDocuments(file string, n *yaml.Node, errs *ErrorList) []*document {
 		validateLegacy(d, errs)
 	}
 	carrier := &document{file: file, line: res.line, lines: map[string]int{}}
-	carrier.warnings = append([]*Error{legacyHeadline(file, len(*errs) > before)}, res.warnings...)
+	if headline {
+		carrier.warnings = []*Error{legacyHeadline(file, len(*errs) > before)}
+	}
+	carrier.warnings = append(carrier.warnings, res.warnings...)
 	return append([]*document{carrier}, docs...)
 }
 
@@ -1597,6 +1621,7 @@ func parseClosedFile(name string, data []byte) (*Bundle, ErrorList) {
 	errs = append(errs, more...)
 	errs = append(errs, checkStoreRefs(b, docs)...)
 	errs.sort()
+	settleLegacyHeadlines(b, errs)
 	return b, errs
 }
 

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -221,6 +223,47 @@ func TestLoadLegacyFile(t *testing.T) {
 	}
 	if got := b.Origins["secretbinding/mysql"]; got != cfg+":20" {
 		t.Errorf("origin = %q, want the old secret's line %s:20", got, cfg)
+	}
+}
+
+// TestLoadLegacyBindingsFile: an older-schema file in a bindings folder that
+// sets agent settings is refused at the old field, not at a kind: the file
+// does not have.
+func TestLoadLegacyBindingsFile(t *testing.T) {
+	dir := t.TempDir()
+	bd := filepath.Join(dir, "bindings.d")
+	if err := os.Mkdir(bd, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := write(t, filepath.Join(dir, "dso.yaml"), "apiVersion: dso.dev/v1alpha1\nkind: AgentConfig\nspec:\n  bindings: {dirs: ["+bd+"]}\n")
+	old := write(t, filepath.Join(bd, "old.yaml"), "providers:\n  v: {type: file, config: {path: /srv/s}}\nagent:\n  watch: {polling_interval: 1m}\nsecrets:\n  - {name: k, mappings: {p: P}, targets: {containers: [c]}}\n")
+	b, err := Load(cfg)
+	var errs ErrorList
+	errors.As(err, &errs)
+	if len(errs) != 1 || errs[0].File != old || errs[0].Line != 3 || errs[0].Field != "agent" || !strings.Contains(errs[0].Msg, "belongs in the config file") {
+		t.Errorf("errors = %v; want one at %s:3: agent", err, old)
+	}
+	if want := legacyHeadline(old, true).Error(); b == nil || len(b.Warnings) == 0 || b.Warnings[0].Error() != want {
+		t.Errorf("warnings = %v; want first %q", b.Warnings, want)
+	}
+}
+
+// TestLoadLegacyHeadlineOnce: a file with two older-schema documents gets
+// one headline, not one per document.
+func TestLoadLegacyHeadlineOnce(t *testing.T) {
+	doc := "providers:\n  v%d: {type: file, config: {path: /srv/s}}\nsecrets:\n  - {name: k%d, mappings: {p: P}, targets: {containers: [c]}}\n"
+	b, errs := ParseFile("two.yaml", []byte(fmt.Sprintf(doc, 1, 1)+"---\n"+fmt.Sprintf(doc, 2, 2)))
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	n := 0
+	for _, w := range b.Warnings {
+		if strings.Contains(w.Error(), "uses the older DSO schema") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d headlines, want 1: %v", n, b.Warnings)
 	}
 }
 

@@ -132,7 +132,11 @@ func LoadFiles(paths []string) (*Bundle, error) {
 	}
 	for _, d := range docs[nConfigDocs:] {
 		if d.agent != nil {
-			errs = append(errs, &Error{File: d.file, Line: d.line, Field: "kind", Msg: "an AgentConfig belongs in the config file, not in a bindings folder"})
+			msg := "an AgentConfig belongs in the config file, not in a bindings folder"
+			if d.legacy != nil {
+				msg = "agent:, logging: and rotation timeouts become the AgentConfig, which belongs in the config file, not in a bindings folder: move them there"
+			}
+			errs = append(errs, &Error{File: d.file, Line: d.line, Field: d.field("kind"), Msg: msg})
 			d.agent = nil
 		}
 	}
@@ -145,6 +149,7 @@ func LoadFiles(paths []string) (*Bundle, error) {
 	}
 	if len(errs) > 0 {
 		errs.sort()
+		settleLegacyHeadlines(b, errs)
 		return b, errs
 	}
 	return b, nil
@@ -161,7 +166,7 @@ func assemble(docs []*document) (*Bundle, ErrorList) {
 		switch {
 		case d.agent != nil:
 			if agentDoc != nil {
-				errs = append(errs, &Error{File: d.file, Line: d.line, Field: "kind", Msg: "only one AgentConfig is allowed: another one is at " + agentDoc.origin()})
+				errs = append(errs, &Error{File: d.file, Line: d.line, Field: d.field("kind"), Msg: "only one AgentConfig is allowed: another one is at " + agentDoc.origin()})
 				continue
 			}
 			agentDoc = d
@@ -176,7 +181,7 @@ func assemble(docs []*document) (*Bundle, ErrorList) {
 			}
 			key := strings.ToLower(kind) + "/" + name
 			if prev, dup := b.Origins[key]; dup {
-				errs = append(errs, &Error{File: d.file, Line: d.lineOf("metadata.name"), Field: "metadata.name",
+				errs = append(errs, &Error{File: d.file, Line: d.lineOf("metadata.name"), Field: d.field("metadata.name"),
 					Msg: fmt.Sprintf("duplicate %s name %q: also declared at %s", kind, name, prev)})
 				continue
 			}

@@ -66,6 +66,18 @@ func (d *document) display(path string) string {
 	return path
 }
 
+// field names a field path the way the file has it: for an object converted
+// from an older-schema document, the old field it came from (providers.v
+// for a store's metadata.name).
+func (d *document) field(path string) string {
+	if d.legacy != nil {
+		if o := d.legacy.originOf(path); o.path != "" {
+			return o.path
+		}
+	}
+	return path
+}
+
 // lineOf finds the line of a field path, falling back to the closest
 // ancestor that is written in the file (a missing field is reported where
 // its parent is).
@@ -110,6 +122,7 @@ func ParseFile(name string, data []byte) (*Bundle, ErrorList) {
 	b, more := assemble(docs)
 	errs = append(errs, more...)
 	errs.sort()
+	settleLegacyHeadlines(b, errs)
 	return b, errs
 }
 
@@ -120,9 +133,11 @@ func parseDocuments(name string, data []byte) (docs []*document, errs ErrorList)
 	}
 	var nodes []*yaml.Node
 	nodes, errs = decodeYAML(name, data)
+	headline := true
 	for _, n := range nodes {
 		if isLegacyNode(n) {
-			docs = append(docs, legacyDocuments(name, n, &errs)...)
+			docs = append(docs, legacyDocuments(name, n, &errs, headline)...)
+			headline = false
 			continue
 		}
 		if d := parseDocument(name, n, &errs); d != nil {
