@@ -1380,19 +1380,22 @@ func (c *legacyConv) binding(n *yaml.Node, i int, provs []*oldProvider, byName m
 			c.warnf(rn, p, "no mappings: the whole value of %q is delivered as %s (named after the key); add mappings: {FIELD: VAR_NAME} if the secret is JSON and its fields are wanted", key, env)
 		}
 	case "file":
+		if len(maps) > 1 {
+			file := "one file"
+			if in.path != "" {
+				file += " (" + in.path + ")"
+			}
+			c.errorf(f["mappings"].key, mp, "file inject writes %s, but %d mappings name %d fields: split this secret into one entry per field, each with its own inject.path (or write a dataFrom with a dir in the converted SecretBinding to get one file per field)", file, len(maps), len(maps))
+			conv.failed = append(conv.failed, "spec.data")
+		}
 		if in.path == "" {
 			c.errorf(rn, p+".inject.path", "file inject needs a path (here or in defaults.inject): the absolute path of the file inside the container")
 			conv.failed = append(conv.failed, "spec.data")
 			break
 		}
 		prop := ""
-		switch len(maps) {
-		case 0:
-		case 1:
+		if len(maps) == 1 {
 			prop = property(maps[0].key.Value)
-		default:
-			c.errorf(f["mappings"].key, mp, "file inject writes one file (%s), but %d mappings name %d fields: split this secret into one entry per field, each with its own inject.path (or write a dataFrom with a dir in the converted SecretBinding to get one file per field)", in.path, len(maps), len(maps))
-			conv.failed = append(conv.failed, "spec.data")
 		}
 		ft := &v1alpha1.FileTarget{Path: in.path, UID: in.uid, GID: in.gid}
 		b.Spec.Data = append(b.Spec.Data, v1alpha1.SecretData{RemoteRef: v1alpha1.RemoteRef{Key: key, Property: prop}, File: ft})
