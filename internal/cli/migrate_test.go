@@ -154,6 +154,13 @@ func TestMigrateOutputFile(t *testing.T) {
 	}
 }
 
+// corpusCredentials are the inline credential values of the legacy corpus:
+// migrate and config validate never print or write them.
+var corpusCredentials = []string{
+	"hvs.not-a-real-token", "hvs.inline-token", "AKIAEXAMPLENOTREAL", "wJalrXUtnFEMI", "not-a-real-client-secret",
+	"example-webhook-token", "never-copied",
+}
+
 // TestMigrateEveryCorpusFile migrates each convertible file of the corpus
 // with -o and checks the result with `config validate`: valid, and no
 // longer in the older schema (no warning).
@@ -177,6 +184,13 @@ func TestMigrateEveryCorpusFile(t *testing.T) {
 					t.Errorf("a file was written for a failed conversion")
 				}
 				return
+			}
+			old := run(t, nil, "", "dso", "config", "validate", "-f", src)
+			written, _ := os.ReadFile(out)
+			for _, v := range corpusCredentials {
+				if strings.Contains(r.out+r.err+old.out+old.err+string(written), v) {
+					t.Errorf("an inline credential (%s...) was printed or written", v[:6])
+				}
 			}
 			if r.code != 0 {
 				t.Fatalf("exit %d, stderr:\n%s", r.code, r.err)

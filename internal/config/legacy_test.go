@@ -16,7 +16,7 @@ import (
 // None of them may ever appear in converted output, a warning or an error.
 var inlineValues = []string{
 	"hvs.not-a-real-token", "hvs.inline-token", "AKIAEXAMPLENOTREAL", "wJalrXUtnFEMI", "not-a-real-client-secret",
-	"example-webhook-token",
+	"example-webhook-token", "never-copied",
 }
 
 // TestLegacyCorpus converts every file of testdata/legacy. Files named
