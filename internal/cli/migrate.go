@@ -105,6 +105,12 @@ func installMigration(out string, data []byte, force bool) (backup string, err e
 	info, err := os.Stat(out)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
+		// A dangling symlink: writing would replace the link itself,
+		// while an existing target is replaced through it (--force).
+		if li, lerr := os.Lstat(out); lerr == nil && li.Mode()&fs.ModeSymlink != 0 {
+			dest, _ := os.Readlink(out)
+			return "", fmt.Errorf("%s is a symlink to %s, which does not exist: name the file to write", out, dest)
+		}
 		info = nil
 	case err != nil:
 		return "", fmt.Errorf("checking %s: %w", out, err)

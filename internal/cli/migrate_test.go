@@ -83,6 +83,64 @@ func TestMigrateNotYAML(t *testing.T) {
 	}
 }
 
+// TestMigrateOutputSymlink: -o through a symlink replaces its target with
+// --force (the .bak next to the target); a dangling one is refused rather
+// than replaced by a regular file.
+func TestMigrateOutputSymlink(t *testing.T) {
+	dir := isolate(t)
+	src := copyLegacy(t, dir, "05-file-inject.yaml")
+	target := filepath.Join(dir, "real.yaml")
+	link := filepath.Join(dir, "dso.yaml")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, nil, "", "dso", "migrate", "-f", src, "-o", link)
+	if r.code != 1 || !strings.Contains(r.err, "is a symlink to "+target+", which does not exist") {
+		t.Errorf("dangling: exit %d, stderr %q", r.code, r.err)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the symlink was replaced (%v)", err)
+	}
+	if err := os.WriteFile(target, []byte("# before\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	r = run(t, nil, "", "dso", "migrate", "-f", src, "-o", link, "--force")
+	if r.code != 0 {
+		t.Fatalf("exit %d, stderr %q", r.code, r.err)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("--force replaced the symlink instead of its target (%v)", err)
+	}
+	if bak, _ := os.ReadFile(target + ".bak"); string(bak) != "# before\n" {
+		t.Errorf("target .bak = %q", bak)
+	}
+	if v := run(t, nil, "", "dso", "config", "validate", "-f", link); v.code != 0 || v.err != "" {
+		t.Errorf("validate through the link: exit %d, stderr %q", v.code, v.err)
+	}
+}
+
+// TestMigrateInPlace: -o naming the -f file needs --force, keeps the old
+// file as .bak, and a second run finds nothing to do and keeps that .bak.
+func TestMigrateInPlace(t *testing.T) {
+	dir := isolate(t)
+	src := copyLegacy(t, dir, "02-v1-vault.yaml")
+	orig, _ := os.ReadFile(src)
+	if r := run(t, nil, "", "dso", "migrate", "-f", src, "-o", src); r.code != 1 || !strings.Contains(r.err, "pass --force") {
+		t.Errorf("without --force: exit %d, stderr %q", r.code, r.err)
+	}
+	for i := 0; i < 2; i++ {
+		if r := run(t, nil, "", "dso", "migrate", "-f", src, "-o", src, "--force"); r.code != 0 {
+			t.Fatalf("run %d: exit %d, stderr %q", i+1, r.code, r.err)
+		}
+		if bak, _ := os.ReadFile(src + ".bak"); string(bak) != string(orig) {
+			t.Errorf("run %d: .bak is not the old file", i+1)
+		}
+	}
+	if v := run(t, nil, "", "dso", "config", "validate", "-f", src); v.code != 0 || v.err != "" {
+		t.Errorf("validate: exit %d, stderr %q", v.code, v.err)
+	}
+}
+
 func TestMigrateNoConfigFile(t *testing.T) {
 	isolate(t)
 	r := run(t, nil, "", "dso", "migrate")
