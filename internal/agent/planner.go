@@ -98,7 +98,10 @@ func (p *Planner) PlanService(ctx context.Context, service string) (swarmrotate.
 	}
 	cp.Strategy = swarmrotate.Strategy
 	p.finish(&cp)
-	plan := swarmrotate.Plan{Bindings: cp.Bindings, Hash: cp.Hash, Timeout: cp.HealthTimeout}
+	// Docker secret names are swarm-wide and carry the hash: the service is
+	// hashed too, so a binding moved to another service gets secrets of its
+	// own instead of meeting the first service's under the same names.
+	plan := swarmrotate.Plan{Bindings: cp.Bindings, Hash: p.serviceHash(service, cp.Hash), Timeout: cp.HealthTimeout}
 	for _, f := range cp.Files {
 		plan.Files = append(plan.Files, swarmrotate.File{Binding: fileFrom[f.Path], File: f})
 	}
@@ -283,6 +286,16 @@ func (p *Planner) hash(plan containerswap.Plan, withContent bool) string {
 			writeField(m, f.Value)
 		}
 	}
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// serviceHash is the HMAC under the host key over a service name and the
+// hash of what its bindings deliver.
+func (p *Planner) serviceHash(service, planHash string) string {
+	m := hmac.New(sha256.New, p.HostKey)
+	writeField(m, []byte("dso/v1 swarm"))
+	writeField(m, []byte(service))
+	writeField(m, []byte(planHash))
 	return hex.EncodeToString(m.Sum(nil))
 }
 

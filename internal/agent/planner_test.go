@@ -217,4 +217,28 @@ func TestPlanService(t *testing.T) {
 	}
 }
 
+// TestPlanServiceHashCoversService: Docker secret names are swarm-wide and
+// carry the plan's hash, so a binding moved to another service (same
+// values, same files) must get a hash, and so secret names, of its own:
+// else creating them meets the first service's secrets ("already
+// exists") on every try.
+func TestPlanServiceHashCoversService(t *testing.T) {
+	vals := mapValues{"local/shop/tls": "PEM"}
+	hashFor := func(service string) string {
+		m := NewModel(5 * time.Minute)
+		tls := v1alpha1.SecretData{RemoteRef: v1alpha1.RemoteRef{Key: "shop/tls"}, File: &v1alpha1.FileTarget{Path: "/run/secrets/tls.pem"}}
+		m.Set([]v1alpha1.SecretStore{{ObjectMeta: metaName("local")}},
+			[]v1alpha1.SecretBinding{binding("web-tls", v1alpha1.Selector{Swarm: &v1alpha1.SwarmSelector{Service: service}}, []v1alpha1.SecretData{tls}, "")}, 5*time.Minute)
+		p := &Planner{Model: m, Values: vals, HostKey: []byte("0123456789abcdef0123456789abcdef"), Timeout: 30 * time.Second}
+		plan, sel, err := p.PlanService(context.Background(), service)
+		if err != nil || !sel {
+			t.Fatalf("PlanService(%s): %v, %v", service, sel, err)
+		}
+		return plan.Hash
+	}
+	if a, b := hashFor("web"), hashFor("web2"); a == b || a[:8] == b[:8] {
+		t.Errorf("services web and web2 have hashes %s and %s: the secret names would collide", a, b)
+	}
+}
+
 func ptr64(v int64) *int64 { return &v }
