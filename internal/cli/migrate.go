@@ -111,6 +111,9 @@ func installMigration(out string, data []byte, force bool) (backup string, err e
 			dest, _ := os.Readlink(out)
 			return "", fmt.Errorf("%s is a symlink to %s, which does not exist: name the file to write", out, dest)
 		}
+		if dir := filepath.Dir(out); errors.Is(statErr(dir), fs.ErrNotExist) {
+			return "", fmt.Errorf("cannot write %s: the directory %s does not exist", out, dir)
+		}
 		info = nil
 	case err != nil:
 		return "", fmt.Errorf("checking %s: %w", out, err)
@@ -139,6 +142,11 @@ func installMigration(out string, data []byte, force bool) (backup string, err e
 		return "", fmt.Errorf("writing %s: %w", out, err)
 	}
 	return backup, nil
+}
+
+func statErr(p string) error {
+	_, err := os.Stat(p)
+	return err
 }
 
 // newFileMode is the fs.FileInfo writeFileAtomic takes the mode (and, where

@@ -141,6 +141,16 @@ func TestMigrateInPlace(t *testing.T) {
 	}
 }
 
+func TestMigrateOutputDirMissing(t *testing.T) {
+	dir := isolate(t)
+	src := copyLegacy(t, dir, "05-file-inject.yaml")
+	out := filepath.Join(dir, "nodir", "dso.yaml")
+	r := run(t, nil, "", "dso", "migrate", "-f", src, "-o", out)
+	if want := "Error: cannot write " + out + ": the directory " + filepath.Dir(out) + " does not exist\n"; r.code != 1 || !strings.HasSuffix(r.err, want) {
+		t.Errorf("exit %d, stderr %q; want it to end with %q", r.code, r.err, want)
+	}
+}
+
 func TestMigrateNoConfigFile(t *testing.T) {
 	isolate(t)
 	r := run(t, nil, "", "dso", "migrate")
