@@ -15,12 +15,16 @@
 // failure action), and dso waits for the UpdateStatus:
 //
 //   - completed: success; this service's older dso secrets that no spec
-//     references any more are removed (Docker refuses while a task still
-//     uses one: that is tried again later, not an error).
+//     references any more are removed (Docker refuses while another
+//     service's spec references one: that is tried again later, not an
+//     error). Secrets made for a service that is gone are removed too.
 //   - rollback_completed / paused / rollback_paused: the binding is
 //     Degraded with Swarm's message; the old secret is kept (the rolled
 //     back spec uses it). The same plan is not retried while Swarm's record
-//     of the rollback stands — a new value is a new plan.
+//     of the rollback (completed or paused) stands — a new value is a new
+//     plan.
+//   - no status: Swarm had no task to replace (replicas 0); done once the
+//     tasks it wants running (if any) carry the new secrets.
 //
 // Every step is idempotent and derived from what Docker shows, so a crash
 // anywhere is finished by the next Reconcile: a secret that already exists

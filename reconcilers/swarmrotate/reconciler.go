@@ -143,8 +143,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, service string) (reconcilers
 	target := Target(service)
 	svc, err := r.Engine.ServiceInspect(ctx, service)
 	if docker.IsNotFound(err) {
-		// Nothing to converge; the periodic relist looks again.
-		return reconcilers.Result{}, nil
+		// Nothing to converge (the periodic relist looks again), but the
+		// secrets dso made for a removed service are no one's any more.
+		return r.cleanup(ctx, r.Log.WithValues("service", service), swarm.Service{}, service)
 	}
 	if err != nil {
 		return reconcilers.Result{}, err
@@ -165,7 +166,16 @@ func (r *Reconciler) Reconcile(ctx context.Context, service string) (reconcilers
 			// never start a second one on top of it.
 			return reconcilers.Result{RequeueAfter: r.recheck() / 10}, nil
 		case swarm.UpdateStatePaused, swarm.UpdateStateRollbackPaused:
-			if actual == plan.Hash || prevHash(svc) == plan.Hash {
+			paused := actual == plan.Hash || prevHash(svc) == plan.Hash
+			if !paused && st.State == swarm.UpdateStateRollbackPaused {
+				// The rollback put the old spec back (PreviousSpec
+				// cleared) before it paused: the plan it rolled back is
+				// recognised as after a completed rollback.
+				if paused, err = r.rolledBack(ctx, svc, service, plan.Hash); err != nil {
+					return reconcilers.Result{}, err
+				}
+			}
+			if paused {
 				r.observer().Degraded(plan.Bindings, target, "Swarm paused the update: "+st.Message, true)
 				return reconcilers.Result{RequeueAfter: r.recheck()}, nil
 			}
@@ -385,7 +395,7 @@ func (r *Reconciler) run(ctx context.Context, rot *rotation, service string, svc
 
 	// rollout: Swarm's own rolling update, bounded generously: one
 	// healthTimeout per task batch, plus the update delays and monitor.
-	bound := rolloutBound(svc, plan.Timeout, r.Timeout)
+	bound := rolloutBound(svc, r.globalTasks(ctx, svc), plan.Timeout, r.Timeout)
 	if r.RolloutTimeout > 0 {
 		bound = r.RolloutTimeout
 	}
@@ -408,8 +418,8 @@ func (r *Reconciler) cleanupStep(ctx context.Context, rot *rotation, svc swarm.S
 }
 
 // cleanup removes this service's dso secrets that its spec no longer
-// references. One still in use (a task of the update not yet gone, a
-// rollback) is tried again later.
+// references (all of them when svc is zero: the service is gone). One
+// that another service's spec still references is tried again later.
 func (r *Reconciler) cleanup(ctx context.Context, log logr.Logger, svc swarm.Service, service string) (reconcilers.Result, error) {
 	list, err := r.Engine.SecretList(ctx, map[string]string{docker.LabelManaged: "true", docker.LabelService: service})
 	if err != nil {
@@ -494,18 +504,18 @@ func (r *Reconciler) waitRollout(ctx context.Context, service string, before *ti
 }
 
 // tasksCarry reports whether every task Swarm wants running runs with all
-// of the secrets in want.
+// of the secrets in want. With none wanted running (replicas 0, a global
+// service no node takes) there is nothing for Swarm to replace: it never
+// sets an UpdateStatus then, and every task it starts later has the spec.
 func (r *Reconciler) tasksCarry(ctx context.Context, serviceID string, want map[string]bool) (bool, error) {
 	tasks, err := r.Engine.TaskList(ctx, serviceID)
 	if err != nil {
 		return false, err
 	}
-	n := 0
 	for _, t := range tasks {
 		if t.DesiredState != swarm.TaskStateRunning {
 			continue
 		}
-		n++
 		if t.Status.State != swarm.TaskStateRunning || t.Spec.ContainerSpec == nil {
 			return false, nil
 		}
@@ -519,13 +529,34 @@ func (r *Reconciler) tasksCarry(ctx context.Context, serviceID string, want map[
 			}
 		}
 	}
-	return n > 0, nil
+	return true, nil
+}
+
+// globalTasks counts the tasks of a global service that Swarm wants
+// running (one per node it runs on): the rollout bound's task count, which
+// the spec does not say. 0 for other modes, or when the list fails.
+func (r *Reconciler) globalTasks(ctx context.Context, svc swarm.Service) uint64 {
+	if svc.Spec.Mode.Global == nil {
+		return 0
+	}
+	tasks, err := r.Engine.TaskList(ctx, svc.ID)
+	if err != nil {
+		return 0
+	}
+	var n uint64
+	for _, t := range tasks {
+		if t.DesiredState == swarm.TaskStateRunning {
+			n++
+		}
+	}
+	return n
 }
 
 // rolloutBound is how long a rolling update may take: per batch of
 // parallelism tasks one health timeout plus the update delay and monitor
 // period, and a minute on top (Swarm schedules, pulls from its cache, starts).
-func rolloutBound(svc swarm.Service, timeout, def time.Duration) time.Duration {
+// global is the task count of a global service (see globalTasks).
+func rolloutBound(svc swarm.Service, global uint64, timeout, def time.Duration) time.Duration {
 	if timeout <= 0 {
 		timeout = def
 	}
@@ -535,6 +566,9 @@ func rolloutBound(svc swarm.Service, timeout, def time.Duration) time.Duration {
 	tasks := uint64(1)
 	if m := svc.Spec.Mode.Replicated; m != nil && m.Replicas != nil && *m.Replicas > 1 {
 		tasks = *m.Replicas
+	}
+	if svc.Spec.Mode.Global != nil && global > 1 {
+		tasks = global
 	}
 	par := uint64(1)
 	per := timeout

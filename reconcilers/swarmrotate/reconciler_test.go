@@ -123,6 +123,21 @@ func (f *fixture) refs() []string {
 	return out
 }
 
+// edit is a human's docker service update of web (the fake's actions are
+// reset after it).
+func (f *fixture) edit(t *testing.T, change func(spec *swarm.ServiceSpec)) {
+	t.Helper()
+	svc := f.e.Service("web")
+	spec := svc.Spec
+	cs := *spec.TaskTemplate.ContainerSpec
+	spec.TaskTemplate.ContainerSpec = &cs
+	change(&spec)
+	if err := f.e.ServiceUpdate(context.Background(), svc.ID, svc.Version, spec); err != nil {
+		t.Fatal(err)
+	}
+	f.e.ResetActions()
+}
+
 func (f *fixture) secretNames() []string {
 	var out []string
 	for _, s := range f.e.Secrets() {
@@ -351,6 +366,115 @@ func TestReconcile(t *testing.T) {
 				t.Fatalf("updating: %v, %v, %q; want a requeue and no action", res, err, f.e.ActionStrings())
 			}
 		}},
+		{"Swarm's rollback pauses: Degraded, the rolled-back plan not tried again", func(t *testing.T, f *fixture) {
+			f.p.set("web", plan(h1, "cert-1"))
+			if _, err := f.reconcile(t); err != nil {
+				t.Fatal(err)
+			}
+			// failure action rollback, and the rollback's own failure
+			// action pause (Swarm's default rollback_config).
+			f.e.OnServiceUpdate = func(*swarm.Service) fake.SwarmUpdateOutcome { return fake.UpdateRollbackPauses }
+			f.p.set("web", plan(h2, "bad"))
+			if _, err := f.reconcile(t); !errors.Is(err, ErrUpdateFailed) || !strings.Contains(err.Error(), "rollback paused") {
+				t.Fatalf("error %v: want ErrUpdateFailed with Swarm's message", err)
+			}
+			f.e.ResetActions()
+			for range 2 {
+				res, err := f.reconcile(t)
+				if err != nil || res.RequeueAfter == 0 {
+					t.Fatalf("rollback paused: %v, %v; want a requeue, no error", res, err)
+				}
+			}
+			if got := f.e.ActionStrings(); len(got) != 0 {
+				t.Errorf("after Swarm rolled this plan back and paused, a reconcile did %q; want nothing until the value changes", got)
+			}
+			if !strings.Contains(f.o.degraded["service/web"], "rollback paused") {
+				t.Errorf("degraded %q", f.o.degraded)
+			}
+			if !slices.Contains(f.secretNames(), "dso-web-tls-tls.pem-aaaaaaaa") {
+				t.Errorf("secrets %q: the old secret, which the rolled-back spec uses, must stay", f.secretNames())
+			}
+		}},
+		{"a service of 0 replicas: nothing to roll, converged at once", func(t *testing.T, f *fixture) {
+			zero := uint64(0)
+			f.edit(t, func(spec *swarm.ServiceSpec) {
+				spec.Mode = swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &zero}}
+			})
+			// Swarm sets no UpdateStatus when no task needs replacing: the
+			// rollout must not wait for one until its bound.
+			f.r.RolloutTimeout = 2 * time.Second
+			f.p.set("web", plan(h1, "cert-1"))
+			if _, err := f.reconcile(t); err != nil {
+				t.Fatal(err)
+			}
+			f.p.set("web", plan(h2, "cert-2"))
+			if _, err := f.reconcile(t); err != nil {
+				t.Fatal(err)
+			}
+			if r := f.o.rotations[len(f.o.rotations)-1]; r.Result != "succeeded" {
+				t.Errorf("rotation %+v, want succeeded", r)
+			}
+			if got, want := f.secretNames(), []string{"dso-web-tls-tls.pem-bbbbbbbb", "user-cert"}; !slices.Equal(got, want) {
+				t.Errorf("secrets %q, want %q", got, want)
+			}
+		}},
+		{"a service removed (also while rotating): its dso secrets go, no other", func(t *testing.T, f *fixture) {
+			f.p.set("web", plan(h1, "cert-1"))
+			if _, err := f.reconcile(t); err != nil {
+				t.Fatal(err)
+			}
+			f.p.set("web", plan(h2, "cert-2"))
+			f.r.Fault = func(p string) {
+				if p == "after-service-update" {
+					f.e.RemoveService("web")
+				}
+			}
+			if _, err := f.reconcile(t); err == nil {
+				t.Fatal("the rollout of a removed service succeeded")
+			}
+			f.r.Fault = nil
+			f.e.ResetActions()
+			if _, err := f.reconcile(t); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := f.secretNames(), []string{"user-cert"}; !slices.Equal(got, want) {
+				t.Errorf("secrets %q, want %q: the removed service's dso secrets are left behind", got, want)
+			}
+			f.e.ResetActions()
+			if _, err := f.reconcile(t); err != nil || len(f.e.ActionStrings()) != 0 {
+				t.Errorf("again: %v, %q", err, f.e.ActionStrings())
+			}
+		}},
+		{"a concurrent docker service update: refused by version, retried on top of it, never lost", func(t *testing.T, f *fixture) {
+			f.p.set("web", plan(h1, "cert-1"))
+			if _, err := f.reconcile(t); err != nil {
+				t.Fatal(err)
+			}
+			f.p.set("web", plan(h2, "cert-2"))
+			human := true
+			f.e.Hook = func(a fake.Action) {
+				if a.Verb == "secret-create" && human {
+					human = false
+					f.edit(t, func(spec *swarm.ServiceSpec) {
+						spec.TaskTemplate.ContainerSpec.Env = []string{"LOG=debug"}
+					})
+				}
+			}
+			if _, err := f.reconcile(t); err == nil {
+				t.Fatal("an update with a stale version went through")
+			}
+			f.e.Hook = nil
+			if _, err := f.reconcile(t); err != nil {
+				t.Fatal(err)
+			}
+			svc := f.e.Service("web")
+			if env := svc.Spec.TaskTemplate.ContainerSpec.Env; !slices.Equal(env, []string{"LOG=debug"}) {
+				t.Errorf("env %q: the human's change was lost", env)
+			}
+			if svc.Spec.Labels[docker.LabelSecretHash] != h2 || !slices.Contains(f.refs(), "dso-web-tls-tls.pem-bbbbbbbb@/run/secrets/tls.pem") {
+				t.Errorf("labels %v, refs %q: not converged", svc.Spec.Labels, f.refs())
+			}
+		}},
 		{"crash after SecretCreate: the next run reuses the secret", func(t *testing.T, f *fixture) {
 			f.p.set("web", plan(h1, "cert-1", "db-1"))
 			type crash struct{}
@@ -526,10 +650,16 @@ func TestRolloutBound(t *testing.T) {
 	svc := swarm.Service{Spec: swarm.ServiceSpec{Mode: swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &three}},
 		UpdateConfig: &swarm.UpdateConfig{Parallelism: 1, Delay: time.Second, Monitor: 4 * time.Second}}}
 	// 3 batches of (10s + 1s + 4s), twice over (a rollback), plus a minute.
-	if got, want := rolloutBound(svc, 10*time.Second, time.Minute), 3*15*time.Second*2+time.Minute; got != want {
+	if got, want := rolloutBound(svc, 0, 10*time.Second, time.Minute), 3*15*time.Second*2+time.Minute; got != want {
 		t.Errorf("bound %s, want %s", got, want)
 	}
-	if got := rolloutBound(swarm.Service{}, 0, 0); got != (30*time.Second+5*time.Second)*2+time.Minute {
+	if got := rolloutBound(swarm.Service{}, 0, 0, 0); got != (30*time.Second+5*time.Second)*2+time.Minute {
 		t.Errorf("default bound %s", got)
+	}
+	// A global service on 4 nodes, one task at a time: 4 batches.
+	global := swarm.Service{Spec: swarm.ServiceSpec{Mode: swarm.ServiceMode{Global: &swarm.GlobalService{}},
+		UpdateConfig: &swarm.UpdateConfig{Parallelism: 1, Monitor: 5 * time.Second}}}
+	if got, want := rolloutBound(global, 4, 10*time.Second, 0), 4*15*time.Second*2+time.Minute; got != want {
+		t.Errorf("global bound %s, want %s (one batch per node)", got, want)
 	}
 }

@@ -51,12 +51,31 @@ func TestAgentSwarmService(t *testing.T) {
 	svcID := createService(t, ctx, h, svcName, 2, []string{"TESTAPP_UNHEALTHY_IF_FILE=" + secretPath + ":" + sha(badValue)})
 	waitTasks(t, ctx, h, svcID, 2, "", 3*time.Minute)
 
+	// A service scaled to 0: Swarm has no task to replace and sets no
+	// UpdateStatus at all, which must not read as an update that never ends.
+	idleValue := randomValue(t)
+	idleName := h.Name("idle")
+	idleID := createService(t, ctx, h, idleName, 0, nil)
+
 	a := framework.StartAgent(t, h, framework.AgentOptions{
 		RotationTimeout: time.Minute,
-		Secrets:         map[string]string{"app/token": oldValue},
+		Secrets:         map[string]string{"app/token": oldValue, "app/idle": idleValue},
 		Bindings: []string{bindingYAML("swarm-web", "swarm: {service: "+svcName+"}", `- remoteRef: {key: app/token}
-  file: {path: `+secretPath+`, mode: "0440"}`, "")},
+  file: {path: `+secretPath+`, mode: "0440"}`, ""), bindingYAML("swarm-idle", "swarm: {service: "+idleName+"}", `- remoteRef: {key: app/idle}
+  file: {path: `+secretPath+`}`, "")},
 	})
+	_, idleDone, err := a.WaitLog(0, func(l framework.LogLine) bool {
+		return (l.Msg() == "rotation complete" || l.Msg() == "rotation failed") && l.Str("service") == idleName
+	}, 5*time.Minute)
+	if err != nil {
+		t.Fatalf("%v\nservice: %s", err, describeService(ctx, h, idleID))
+	}
+	if idleDone.Msg() != "rotation complete" {
+		t.Errorf("the 0-replica service's rotation: %s (%s); want complete", idleDone.Msg(), idleDone.Str("reason"))
+	}
+	if got := dsoSecrets(t, ctx, h, idleName); len(got) != 1 || len(inspectService(t, ctx, h, idleID).Spec.TaskTemplate.ContainerSpec.Secrets) != 1 {
+		t.Errorf("0-replica service: dso secrets %v, want one, referenced by the spec", got)
+	}
 
 	// First converge: the service gets the secret, every task serves it.
 	if _, _, err := a.WaitLog(0, isServiceRotation("rotation complete", svcName), 4*time.Minute); err != nil {
@@ -145,7 +164,7 @@ func TestAgentSwarmService(t *testing.T) {
 	if n := a.CountLog(from, isServiceRotation("rotation started", svcName)); n != before {
 		t.Errorf("%d more rotations of the rolled-back value started; want none until the value changes", n-before)
 	}
-	assertNoPlaintext(t, a, oldValue, newValue, badValue)
+	assertNoPlaintext(t, a, oldValue, newValue, badValue, idleValue)
 }
 
 func isServiceRotation(msg, service string) func(framework.LogLine) bool {

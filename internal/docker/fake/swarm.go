@@ -35,6 +35,10 @@ const (
 	UpdatePauses
 	// UpdateHangs: UpdateStatus stays updating.
 	UpdateHangs
+	// UpdateRollbackPauses: Swarm rolls back (the previous spec restored,
+	// none kept of the failed one) and the rollback itself fails, with the
+	// rollback config's failure action pause: rollback_paused.
+	UpdateRollbackPauses
 )
 
 func (e *Engine) swarmLocked() {
@@ -56,6 +60,24 @@ func (e *Engine) AddService(spec swarm.ServiceSpec) swarm.Service {
 	s.CreatedAt = time.Now()
 	e.services[s.ID] = s
 	return *s
+}
+
+// RemoveService removes the named service (docker service rm).
+func (e *Engine) RemoveService(name string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.swarmLocked()
+	if s := e.serviceLocked(name); s != nil {
+		delete(e.services, s.ID)
+	}
+}
+
+// noTasks reports whether a service wants no task at all (replicated with
+// 0 replicas): Swarm's updater then finds no task to replace and never
+// sets an UpdateStatus.
+func noTasks(s *swarm.Service) bool {
+	m := s.Spec.Mode.Replicated
+	return m != nil && m.Replicas != nil && *m.Replicas == 0
 }
 
 // Service returns a copy of the named service (nil when absent).
@@ -262,6 +284,14 @@ func (e *Engine) ServiceUpdate(_ context.Context, id string, version swarm.Versi
 	if e.OnServiceUpdate != nil {
 		outcome = e.OnServiceUpdate(s)
 	}
+	if noTasks(s) {
+		// swarmkit resets the status on every update; with no task to
+		// replace its updater never sets a new one.
+		s.UpdateStatus = nil
+		e.mu.Unlock()
+		e.hook(a)
+		return nil
+	}
 	switch outcome {
 	case UpdateCompletes:
 		s.UpdateStatus = &swarm.UpdateStatus{State: swarm.UpdateStateCompleted, StartedAt: &now, CompletedAt: &now, Message: "update completed"}
@@ -276,6 +306,11 @@ func (e *Engine) ServiceUpdate(_ context.Context, id string, version swarm.Versi
 		s.UpdateStatus = &swarm.UpdateStatus{State: swarm.UpdateStatePaused, StartedAt: &now, Message: "update paused due to failure or early termination of task 1"}
 	case UpdateHangs:
 		s.UpdateStatus = &swarm.UpdateStatus{State: swarm.UpdateStateUpdating, StartedAt: &now, Message: "update in progress"}
+	case UpdateRollbackPauses:
+		s.Spec = prev
+		s.PreviousSpec = nil
+		s.Version.Index++
+		s.UpdateStatus = &swarm.UpdateStatus{State: swarm.UpdateStateRollbackPaused, StartedAt: &now, Message: "rollback paused due to failure or early termination of task 1"}
 	}
 	e.mu.Unlock()
 	e.hook(a)
@@ -287,7 +322,7 @@ func (e *Engine) TaskList(_ context.Context, serviceID string) ([]swarm.Task, er
 	defer e.mu.Unlock()
 	e.swarmLocked()
 	s := e.serviceLocked(serviceID)
-	if s == nil {
+	if s == nil || noTasks(s) {
 		return nil, nil
 	}
 	return []swarm.Task{{ID: "task-" + s.ID[:8], ServiceID: s.ID, Spec: s.Spec.TaskTemplate, DesiredState: swarm.TaskStateRunning,
