@@ -764,6 +764,18 @@ func (c *legacyConv) store(op *oldProvider, several bool) *converted {
 			}
 			delete(params, "profile")
 		}
+		if a.Auth.Static == nil {
+			// No static keys: the SDK's default chain reads the
+			// conventional variables, never a store's own.
+			base := map[string]string{keyID: "AWS_ACCESS_KEY_ID", secretKey: "AWS_SECRET_ACCESS_KEY", session: "AWS_SESSION_TOKEN"}
+			for _, p := range sortedParams(params) {
+				k := p.key.Value
+				if env, ok := envs[strings.ToLower(k)]; ok {
+					c.warnf(p.key, op.path+".auth.params."+k, "the inline %s was not copied: %s uses the AWS SDK's default credential chain, which reads %s from the agent's environment; auth.method access_key gives the store variables of its own", credentialWord(k), what, base[env])
+					delete(params, k)
+				}
+			}
+		}
 		c.dropParams(op, params, envs, what)
 		s.Spec.AWS = a
 	case "azure":
@@ -858,12 +870,7 @@ func (c *legacyConv) auth(op *oldProvider) (method string, params map[string]kv,
 // dropParams reports the auth params a provider did not use: credentials
 // (never copied: export envs[k]) and other settings.
 func (c *legacyConv) dropParams(op *oldProvider, params map[string]kv, envs map[string]string, what string) {
-	keys := make([]kv, 0, len(params))
-	for _, p := range params {
-		keys = append(keys, p)
-	}
-	slices.SortFunc(keys, func(a, b kv) int { return cmp.Compare(a.key.Line, b.key.Line) })
-	for _, p := range keys {
+	for _, p := range sortedParams(params) {
 		k := p.key.Value
 		path := op.path + ".auth.params." + k
 		if env, ok := envs[strings.ToLower(k)]; ok {
@@ -876,6 +883,18 @@ func (c *legacyConv) dropParams(op *oldProvider, params map[string]kv, envs map[
 		}
 		c.warnf(p.key, path, "not carried over: %s has no such auth setting", what)
 	}
+}
+
+// sortedParams lists auth params in file order.
+func sortedParams(params map[string]kv) []kv {
+	keys := make([]kv, 0, len(params))
+	for _, p := range params {
+		keys = append(keys, p)
+	}
+	slices.SortFunc(keys, func(a, b kv) int {
+		return cmp.Or(cmp.Compare(a.key.Line, b.key.Line), cmp.Compare(a.key.Column, b.key.Column))
+	})
+	return keys
 }
 
 // credentialWord names a credential in a warning by its key ("token",
