@@ -767,11 +767,14 @@ func (c *legacyConv) store(op *oldProvider, several bool) *converted {
 		if a.Auth.Static == nil {
 			// No static keys: the SDK's default chain reads the
 			// conventional variables, never a store's own.
-			base := map[string]string{keyID: "AWS_ACCESS_KEY_ID", secretKey: "AWS_SECRET_ACCESS_KEY", session: "AWS_SESSION_TOKEN"}
+			chain := map[string]string{}
+			for _, v := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"} {
+				chain[envName(v, name, several)] = v
+			}
 			for _, p := range sortedParams(params) {
 				k := p.key.Value
 				if env, ok := envs[strings.ToLower(k)]; ok {
-					c.warnf(p.key, op.path+".auth.params."+k, "the inline %s was not copied: %s uses the AWS SDK's default credential chain, which reads %s from the agent's environment; auth.method access_key gives the store variables of its own", credentialWord(k), what, base[env])
+					c.warnf(p.key, op.path+".auth.params."+k, "the inline %s was not copied: %s uses the AWS SDK's default credential chain, which reads %s from the agent's environment; auth.method access_key gives the store variables of its own", credentialWord(k), what, chain[env])
 					delete(params, k)
 				}
 			}
