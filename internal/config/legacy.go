@@ -816,7 +816,9 @@ func (c *legacyConv) store(op *oldProvider, several bool) *converted {
 		default:
 			c.errorf(authKey, op.path+".auth.method", "not an Azure auth method: use iam_role (managed identity), env, or config tenant_id/client_id with the client secret exported as AZURE_CLIENT_SECRET")
 		}
-		c.dropParams(op, params, map[string]string{"client_secret": envName("AZURE_CLIENT_SECRET", name, several)}, what)
+		// Only a service principal store reads a variable of its own;
+		// DefaultAzureCredential reads the conventional one.
+		c.dropParams(op, params, map[string]string{"client_secret": envName("AZURE_CLIENT_SECRET", name, several && az.Auth.ClientSecret != nil)}, what)
 		s.Spec.Azure = az
 	case "file":
 		f := &v1alpha1.FileProvider{}
