@@ -73,7 +73,7 @@ func migrate(s Streams, src, out string, force bool) error {
 	if len(errs) > 0 {
 		writeConfigErrors(s.Err, errs, nil)
 		if !m.Legacy {
-			return fmt.Errorf("%s is not in the older DSO schema, and as a %s file it has %s", src, "dso.dev/v1alpha1", plural(len(errs), "error"))
+			return fmt.Errorf("%s cannot be read: %s", src, plural(len(errs), "error"))
 		}
 		return fmt.Errorf("%s cannot be converted: %s", src, plural(len(errs), "error"))
 	}

@@ -75,7 +75,7 @@ func TestMigrateNotYAML(t *testing.T) {
 	}
 	out := filepath.Join(dir, "new.yaml")
 	r := run(t, nil, "", "dso", "migrate", "-f", src, "-o", out)
-	if r.code != 1 || !strings.Contains(r.err, src+":3: invalid YAML") || !strings.Contains(r.err, "is not in the older DSO schema") || strings.Contains(r.err, "nothing to do") {
+	if r.code != 1 || !strings.Contains(r.err, src+":3: invalid YAML") || !strings.Contains(r.err, "cannot be read") || strings.Contains(r.err, "nothing to do") {
 		t.Errorf("exit %d, stderr %q; want the YAML error and exit 1", r.code, r.err)
 	}
 	if _, err := os.Stat(out); err == nil {
