@@ -185,6 +185,12 @@ func (p *Planner) values(ctx context.Context, name string, bindings []*v1alpha1.
 			}
 			for _, field := range sortedFieldNames(sec.Fields) {
 				if d.Dir != "" {
+					if !validFileName(field) {
+						// A field name comes from the store, not from the
+						// operator's YAML: "../../etc/passwd" must not
+						// reach outside dataFrom's dir in the container.
+						return plan, nil, reconcilers.TerminalError(fmt.Errorf("binding %s: spec.dataFrom[%d]: field %q of %s is not usable as a file name in %s (one path element: no '/', not '.' or '..', no NUL, at most 255 bytes)", b.Name, i, field, d.RemoteRef.Key, d.Dir))
+					}
 					fp := path.Join(d.Dir, field)
 					if prev, ok := fileFrom[fp]; ok {
 						return plan, nil, reconcilers.TerminalError(fmt.Errorf("bindings %s and %s both deliver file %s to container %s", prev, b.Name, fp, name))
@@ -322,6 +328,11 @@ func sortedFieldNames(m map[string][]byte) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// validFileName reports whether s is one safe path element.
+func validFileName(s string) bool {
+	return s != "" && s != "." && s != ".." && len(s) <= 255 && !strings.ContainsAny(s, "/\x00")
 }
 
 func validEnvName(s string) bool {

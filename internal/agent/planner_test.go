@@ -242,3 +242,47 @@ func TestPlanServiceHashCoversService(t *testing.T) {
 }
 
 func ptr64(v int64) *int64 { return &v }
+
+// TestDataFromFieldNamesStayInDir: dataFrom file names come from the
+// store's JSON, so a field that is not one path element ("../../etc/x",
+// "a/b", "..") is refused instead of landing outside dataFrom.dir in the
+// container; plain names are delivered under the dir.
+func TestDataFromFieldNamesStayInDir(t *testing.T) {
+	cases := []struct {
+		name, json string
+		ok         bool
+	}{
+		{"plain names", `{"user":"u","password":"p"}`, true},
+		{"traversal", `{"../../etc/passwd":"x"}`, false},
+		{"nested", `{"a/b":"x"}`, false},
+		{"dot-dot", `{"..":"x"}`, false},
+		{"empty", `{"":"x"}`, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			m := NewModel(5 * time.Minute)
+			b := binding("creds", v1alpha1.Selector{Containers: []string{"api"}}, nil, "")
+			b.Spec.DataFrom = []v1alpha1.SecretDataFrom{{RemoteRef: v1alpha1.RemoteRef{Key: "shop/creds"}, Dir: "/run/secrets/creds"}}
+			m.Set([]v1alpha1.SecretStore{{ObjectMeta: metaName("local")}}, []v1alpha1.SecretBinding{b}, 5*time.Minute)
+			p := &Planner{Model: m, Values: mapValues{"local/shop/creds": tc.json}, HostKey: []byte("0123456789abcdef0123456789abcdef"), Timeout: 30 * time.Second}
+			plan, _, err := p.Plan(context.Background(), inspect("api", nil, false))
+			if !tc.ok {
+				if err == nil || !reconcilers.IsTerminal(err) || !strings.Contains(err.Error(), "not usable as a file name") {
+					t.Fatalf("err = %v; want a terminal refusal of the field name", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range plan.Files {
+				if !strings.HasPrefix(f.Path, "/run/secrets/creds/") {
+					t.Errorf("file %s outside dataFrom.dir", f.Path)
+				}
+			}
+			if len(plan.Files) != 2 {
+				t.Errorf("%d files, want 2", len(plan.Files))
+			}
+		})
+	}
+}
