@@ -253,6 +253,10 @@ type legacyConv struct {
 	budget int
 	over   bool
 	names  map[string]bool // object names in use, per kind
+	// merged holds the mappings that had a (refused) merge key: a field
+	// missing from them may be in the merged mapping, so "required" errors
+	// there would only follow from the merge key's error.
+	merged map[*yaml.Node]bool
 }
 
 type kv struct{ key, val *yaml.Node }
@@ -292,6 +296,14 @@ func (c *legacyConv) spend(n *yaml.Node) {
 
 func absent(n *yaml.Node) bool { return n == nil || isNull(n) }
 
+// hadMerge says whether mapping n (through aliases) had a merge key.
+func (c *legacyConv) hadMerge(n *yaml.Node) bool {
+	for n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	return c.merged[n]
+}
+
 // mapping returns a mapping's pairs in file order, reporting non-string,
 // merge and duplicate keys. An absent (null) node has no pairs.
 func (c *legacyConv) mapping(n *yaml.Node, path string) []kv {
@@ -313,6 +325,10 @@ func (c *legacyConv) mapping(n *yaml.Node, path string) []kv {
 			continue
 		case k.Value == "<<" && k.ShortTag() == "!!merge":
 			c.errorf(k, path, "YAML merge keys (<<) are not supported: write the fields out")
+			if c.merged == nil {
+				c.merged = map[*yaml.Node]bool{}
+			}
+			c.merged[n] = true
 			continue
 		}
 		if first, dup := seen[k.Value]; dup {
@@ -479,6 +495,8 @@ type oldProvider struct {
 	typ   string
 	f     map[string]kv // its fields
 	store *converted    // nil when it could not be converted
+	// merged: its mapping had a merge key (already an error).
+	merged bool
 }
 
 // convertLegacy converts one old document. Conversion problems go to errs;
@@ -499,6 +517,7 @@ func convertLegacy(file string, n *yaml.Node, errs *ErrorList) *legacyResult {
 	for _, p := range c.mapping(top["providers"].val, "providers") {
 		op := &oldProvider{name: p.key.Value, path: "providers." + p.key.Value, key: p.key}
 		op.f = c.fields(p.val, op.path, "type", "region", "auth", "retry", "config")
+		op.merged = c.hadMerge(p.val)
 		if t, ok := c.str(op.f["type"].val, op.path+".type"); ok {
 			op.typ = t
 		}
@@ -611,7 +630,7 @@ func (c *legacyConv) store(op *oldProvider, several bool) *converted {
 	}
 	switch op.typ {
 	case "":
-		if _, ok := op.f["type"]; !ok {
+		if _, ok := op.f["type"]; !ok && !op.merged {
 			c.errorf(op.key, op.path+".type", "type is required: one of aws, vault, azure, file")
 		}
 		return nil
@@ -830,7 +849,9 @@ func (c *legacyConv) store(op *oldProvider, several bool) *converted {
 			f.Dir = p
 			conv.set("spec.file.dir", origin{cfgPath + ".path", k.Line})
 		} else if _, ok := cfg["path"]; !ok {
-			c.errorf(op.key, cfgPath+".path", "a file provider needs config.path: the absolute directory holding one file per secret")
+			if cf, ok := op.f["config"]; !op.merged && (!ok || !c.hadMerge(cf.val)) {
+				c.errorf(op.key, cfgPath+".path", "a file provider needs config.path: the absolute directory holding one file per secret")
+			}
 			conv.failed = append(conv.failed, "spec.file.dir")
 		}
 		if authKey != nil {
@@ -1226,6 +1247,7 @@ func (c *legacyConv) binding(n *yaml.Node, i int, provs []*oldProvider, byName m
 		return nil
 	}
 	f := c.fields(rn, p, "name", "provider", "inject", "rotation", "reload_strategy", "mappings", "targets")
+	merged := c.hadMerge(rn)
 	if rn.Kind != yaml.MappingNode {
 		return nil
 	}
@@ -1236,7 +1258,9 @@ func (c *legacyConv) binding(n *yaml.Node, i int, provs []*oldProvider, byName m
 		key, hasKey = c.str(k.val, p+".name")
 	}
 	if !hasKey || strings.TrimSpace(key) == "" {
-		c.errorf(rn, p+".name", "name is required: the secret's key in the store, e.g. prod/db/credentials")
+		if !merged {
+			c.errorf(rn, p+".name", "name is required: the secret's key in the store, e.g. prod/db/credentials")
+		}
 		hasKey = false // what follows from the missing key is this error
 	}
 	name := c.objectName("binding", key, "secret-"+strconv.Itoa(i+1))
@@ -1280,7 +1304,9 @@ func (c *legacyConv) binding(n *yaml.Node, i int, provs []*oldProvider, byName m
 			for _, op := range provs {
 				names = append(names, op.name)
 			}
-			c.errorf(rn, p+".provider", "several providers are declared (%s): name the one this secret comes from", strings.Join(names, ", "))
+			if !merged {
+				c.errorf(rn, p+".provider", "several providers are declared (%s): name the one this secret comes from", strings.Join(names, ", "))
+			}
 		}
 		conv.set("spec.storeRef.name", at)
 	}
@@ -1323,8 +1349,9 @@ func (c *legacyConv) binding(n *yaml.Node, i int, provs []*oldProvider, byName m
 		if t, ok := f["targets"]; ok {
 			at = t.key
 		}
-		if len(*c.errs) > errsBefore {
-			// targets: was written but wrong, and that was reported.
+		if t, ok := f["targets"]; merged || (ok && c.hadMerge(t.val)) || len(*c.errs) > errsBefore {
+			// targets: was written but wrong (or may be in a refused
+			// merge), and that was reported.
 			conv.failed = append(conv.failed, "spec.target.selector")
 		} else {
 			c.errorf(at, p+".targets", "a SecretBinding needs a target selector: add targets: {containers: [NAME, ...]} or targets: {labels: {KEY: VALUE}} naming the containers that get this secret")
@@ -1390,6 +1417,10 @@ func (c *legacyConv) binding(n *yaml.Node, i int, provs []*oldProvider, byName m
 			b.Spec.Data = append(b.Spec.Data, v1alpha1.SecretData{RemoteRef: v1alpha1.RemoteRef{Key: key, Property: property(m.key.Value)}, Env: v})
 			conv.set(dp, origin{mpath, m.key.Line})
 			conv.set(dp+".remoteRef.key", keyAt)
+		}
+		if k, ok := f["mappings"]; ok && len(maps) == 0 && c.hadMerge(k.val) {
+			conv.failed = append(conv.failed, "spec.data") // the merge key's error
+			break
 		}
 		if len(maps) == 0 && hasKey {
 			env, ok := deriveEnvName(key)
