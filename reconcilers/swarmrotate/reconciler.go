@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/docker/docker/api/types/swarm"
@@ -95,6 +96,32 @@ type Reconciler struct {
 	Fault func(point string)
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+
+	refusedMu sync.Mutex
+	refused   map[string]string // service -> plan hash a terminal error refused
+}
+
+// refusedPlan reports whether the plan hash was refused by a terminal error
+// (a clashing secret path, a foreign secret of that name): the periodic
+// recheck must not start, record and notify the same failed rotation every
+// few seconds. A new plan (a changed value or binding) is tried again.
+func (r *Reconciler) refusedPlan(service, hash string) bool {
+	r.refusedMu.Lock()
+	defer r.refusedMu.Unlock()
+	return r.refused[service] == hash
+}
+
+func (r *Reconciler) setRefused(service, hash string) {
+	r.refusedMu.Lock()
+	defer r.refusedMu.Unlock()
+	if hash == "" {
+		delete(r.refused, service)
+		return
+	}
+	if r.refused == nil {
+		r.refused = map[string]string{}
+	}
+	r.refused[service] = hash
 }
 
 // ErrUpdateFailed wraps an update Swarm rolled back or paused.
@@ -195,9 +222,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, service string) (reconcilers
 		}
 	}
 	if actual == plan.Hash && carries(svc.Spec, plan) {
+		r.setRefused(service, "")
 		r.observer().Degraded(plan.Bindings, target, "", false)
 		// Converged. Older secrets left by an interrupted cleanup go now.
 		return r.cleanup(ctx, r.Log.WithValues("service", service), svc, service)
+	}
+	if r.refusedPlan(service, plan.Hash) {
+		return reconcilers.Result{}, nil // still refused; Degraded says why
 	}
 	if r.Slots != nil {
 		select {
@@ -304,7 +335,10 @@ func (r *Reconciler) rotate(ctx context.Context, service string, svc swarm.Servi
 		}
 		rot.Reason = err.Error()
 		rot.log.Error(err, "rotation failed", "reason", err.Error(), "duration_ms", rot.Duration().Milliseconds())
-		if errors.Is(err, ErrUpdateFailed) {
+		if reconcilers.IsTerminal(err) {
+			r.setRefused(service, plan.Hash)
+		}
+		if errors.Is(err, ErrUpdateFailed) || reconcilers.IsTerminal(err) {
 			r.observer().Degraded(plan.Bindings, rot.Target, err.Error(), true)
 		}
 	} else {

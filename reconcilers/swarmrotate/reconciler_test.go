@@ -588,6 +588,23 @@ func TestReconcile(t *testing.T) {
 			if slices.Contains(f.e.ActionStrings(), "service-update web") {
 				t.Error("the service was updated")
 			}
+			// The recheck does not start, record and notify the same
+			// refused rotation again; Degraded says why; a new plan is tried.
+			if !strings.Contains(f.o.degraded["service/web"], "already mounts secret user-cert") {
+				t.Errorf("degraded %q", f.o.degraded)
+			}
+			n := len(f.o.rotations)
+			f.e.ResetActions()
+			if _, err := f.reconcile(t); err != nil {
+				t.Fatalf("recheck of the refused plan: %v", err)
+			}
+			if len(f.o.rotations) != n || len(f.e.ActionStrings()) != 0 {
+				t.Errorf("recheck of the refused plan: %d more rotations, actions %q; want none", len(f.o.rotations)-n, f.e.ActionStrings())
+			}
+			f.p.set("web", plan(h2, "cert-2"))
+			if _, err := f.reconcile(t); err != nil || len(f.o.rotations) != n+1 {
+				t.Errorf("a new plan after the refusal: err %v, %d rotations; want it tried and done", err, len(f.o.rotations)-n)
+			}
 		}},
 		{"not selected, or no such service: nothing", func(t *testing.T, f *fixture) {
 			if _, err := f.reconcile(t); err != nil {
