@@ -207,6 +207,17 @@ func (s *SecretStore) Validate() field.ErrorList {
 	return errs
 }
 
+// IsLoopbackHost accepts loopback IP literals and "localhost" (the hosts
+// plain http may go to without allowInsecureHTTP). Other names are not
+// resolved: what a name resolves to can change after the check.
+func IsLoopbackHost(h string) bool {
+	if strings.EqualFold(h, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
 func validateVault(p *field.Path, v *VaultProvider) field.ErrorList {
 	var errs field.ErrorList
 	if v.Address == "" {
@@ -215,6 +226,10 @@ func validateVault(p *field.Path, v *VaultProvider) field.ErrorList {
 		errs = append(errs, invalid(p.Child("address"), "must be an http:// or https:// URL with a host, e.g. https://vault.example:8200"))
 	} else if u.User != nil {
 		errs = append(errs, forbidden(p.Child("address"), "must not contain credentials: use auth with fromEnv or fromFile"))
+	} else if u.Scheme == "http" && !v.AllowInsecureHTTP && !IsLoopbackHost(u.Hostname()) {
+		// The provider refuses it too; saying so here makes config
+		// validate (and migrate's output check) catch it before a restart.
+		errs = append(errs, forbidden(p.Child("address"), "plain http to a host that is not loopback would send the Vault token unencrypted: use https, or set allowInsecureHTTP: true if the network is trusted"))
 	}
 	if v.Mount == "" {
 		errs = append(errs, required(p.Child("mount"), "the KV engine's mount path is required, e.g. secret"))

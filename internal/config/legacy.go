@@ -27,7 +27,6 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/url"
 	"reflect"
 	"regexp"
@@ -710,8 +709,11 @@ func (c *legacyConv) store(op *oldProvider, several bool) *converted {
 		if addr, k, ok := get("address"); ok {
 			v.Address = addr
 			conv.set("spec.vault.address", origin{cfgPath + ".address", k.Line})
-			if u, err := url.Parse(addr); err == nil && u.Scheme == "http" && !loopbackHost(u.Hostname()) {
-				c.warnf(k, cfgPath+".address", "plain http to a host that is not loopback: dso refuses this unless allowInsecureHTTP: true is set in %s, since the Vault token would travel unencrypted; use https, or set allowInsecureHTTP if the network is trusted", what)
+			if u, err := url.Parse(addr); err == nil && u.Scheme == "http" && !v1alpha1.IsLoopbackHost(u.Hostname()) {
+				// The older DSO spoke plain http to any host. Keep that
+				// working, but as a visible opt-in the operator can drop.
+				v.AllowInsecureHTTP = true
+				c.warnf(k, cfgPath+".address", "plain http to a host that is not loopback sends the Vault token unencrypted: %s gets allowInsecureHTTP: true to keep the older DSO's behaviour; switch the address to https and remove it", what)
 			}
 		}
 		if m, k, ok := get("mount"); ok {
@@ -931,14 +933,6 @@ func credentialWord(k string) string {
 		return "token"
 	}
 	return "credential " + k
-}
-
-func loopbackHost(h string) bool {
-	if h == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
 }
 
 func metaName(name string) metav1.ObjectMeta { return metav1.ObjectMeta{Name: name} }

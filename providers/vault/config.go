@@ -2,7 +2,6 @@ package vault
 
 import (
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -107,7 +106,7 @@ func checkAddress(store, raw string, allowHTTP bool) (string, error) {
 	switch u.Scheme {
 	case "https":
 	case "http":
-		if !allowHTTP && !isLoopbackHost(u.Hostname()) {
+		if !allowHTTP && !v1alpha1.IsLoopbackHost(u.Hostname()) {
 			return "", providers.Errorf(providers.KindInvalidConfig, store, "",
 				"spec.vault.address %q uses plain http to a non-loopback host, which would send the Vault token unencrypted: use https, or set allowInsecureHTTP: true if the network is trusted", raw)
 		}
@@ -118,16 +117,6 @@ func checkAddress(store, raw string, allowHTTP bool) (string, error) {
 		return "", providers.Errorf(providers.KindInvalidConfig, store, "", "spec.vault.address must not contain user info: configure spec.vault.auth instead")
 	}
 	return strings.TrimRight(u.String(), "/"), nil
-}
-
-// isLoopbackHost accepts loopback IP literals and "localhost". Other names
-// are not resolved: what a name resolves to can change after the check.
-func isLoopbackHost(h string) bool {
-	if strings.EqualFold(h, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
 }
 
 // kvPath is the HTTP API path of key for a read.
