@@ -42,6 +42,9 @@ configuration; show prints those references and never resolves them.`,
 				}
 				return fmt.Errorf("loading %s: %w", path, err)
 			}
+			for _, w := range b.Warnings { // stderr: stdout stays YAML for pipes
+				note(s.Err, "Warning: %s\n", w.Error())
+			}
 			return writeEffectiveConfig(s.Out, path, source, b)
 		},
 	}

@@ -303,3 +303,24 @@ func TestMigrateHelp(t *testing.T) {
 	}
 	golden(t, "help/migrate", r.out)
 }
+
+// TestConfigShowLegacyFile: config show of an older-schema file prints the
+// converted configuration on stdout (still YAML for pipes) and says on
+// stderr that the file was converted in memory.
+func TestConfigShowLegacyFile(t *testing.T) {
+	dir := isolate(t)
+	src := copyLegacy(t, dir, "02-v1-vault.yaml")
+	r := run(t, nil, "", "dso", "--config", src, "config", "show")
+	if r.code != 0 {
+		t.Fatalf("exit %d, stderr:\n%s", r.code, r.err)
+	}
+	if !strings.Contains(r.err, "uses the older DSO schema; it was converted in memory") {
+		t.Errorf("stderr lacks the conversion warning:\n%s", r.err)
+	}
+	if strings.Contains(r.out, "Warning") || !strings.Contains(r.out, "kind: SecretStore") {
+		t.Errorf("stdout is not the converted YAML alone:\n%s", r.out)
+	}
+	if strings.Contains(r.out+r.err, "hvs.not-a-real-token") {
+		t.Error("the inline token of the old file was printed")
+	}
+}
