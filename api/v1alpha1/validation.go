@@ -518,25 +518,9 @@ func validateFilePath(p *field.Path, v string) field.ErrorList {
 // is what gets mounted) or a dataFrom directory (isDir true: the directory
 // itself is mounted).
 func validateDeliveryPath(p *field.Path, v string, isDir bool) field.ErrorList {
-	if v == "" {
-		return field.ErrorList{required(p, "an absolute path inside the container is required, e.g. /run/secrets/db")}
-	}
-	if !strings.HasPrefix(v, "/") {
-		return field.ErrorList{invalid(p, "must be absolute")}
-	}
-	for _, part := range strings.Split(v, "/") {
-		if part == ".." {
-			return field.ErrorList{invalid(p, "must not contain '..'")}
-		}
-	}
-	c := path.Clean(v)
-	if c == "/" {
-		return field.ErrorList{invalid(p, "must not be /")}
-	}
-	for _, root := range forbiddenFileRoots {
-		if c == root || strings.HasPrefix(c, root+"/") {
-			return field.ErrorList{forbidden(p, "must not be under "+root+": it is a kernel filesystem in the container")}
-		}
+	c, errs := validateTargetPath(p, v, "container")
+	if errs != nil {
+		return errs
 	}
 	dir := path.Dir(c)
 	if isDir {
@@ -552,27 +536,35 @@ func validateDeliveryPath(p *field.Path, v string, isDir bool) field.ErrorList {
 // absolute path (Swarm mounts each secret file there, on Linux) outside the
 // kernel filesystems. Nothing is shadowed, so any other directory will do.
 func validateSwarmFilePath(p *field.Path, v string) field.ErrorList {
+	_, errs := validateTargetPath(p, v, "task")
+	return errs
+}
+
+// validateTargetPath checks what every delivered path must be inside the
+// container or task (where): absolute, without "..", not /, not under a
+// kernel filesystem. It returns the cleaned path.
+func validateTargetPath(p *field.Path, v, where string) (string, field.ErrorList) {
 	if v == "" {
-		return field.ErrorList{required(p, "an absolute path inside the task is required, e.g. /run/secrets/db")}
+		return "", field.ErrorList{required(p, "an absolute path inside the "+where+" is required, e.g. /run/secrets/db")}
 	}
 	if !strings.HasPrefix(v, "/") {
-		return field.ErrorList{invalid(p, "must be absolute")}
+		return "", field.ErrorList{invalid(p, "must be absolute")}
 	}
 	for _, part := range strings.Split(v, "/") {
 		if part == ".." {
-			return field.ErrorList{invalid(p, "must not contain '..'")}
+			return "", field.ErrorList{invalid(p, "must not contain '..'")}
 		}
 	}
 	c := path.Clean(v)
 	if c == "/" {
-		return field.ErrorList{invalid(p, "must not be /")}
+		return "", field.ErrorList{invalid(p, "must not be /")}
 	}
 	for _, root := range forbiddenFileRoots {
 		if c == root || strings.HasPrefix(c, root+"/") {
-			return field.ErrorList{forbidden(p, "must not be under "+root+": it is a kernel filesystem in the container")}
+			return "", field.ErrorList{forbidden(p, "must not be under "+root+": it is a kernel filesystem in the container")}
 		}
 	}
-	return nil
+	return c, nil
 }
 
 func validateMode(p *field.Path, m string) field.ErrorList {

@@ -18,10 +18,8 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/go-logr/logr/funcr"
-	"golang.org/x/sys/unix"
 
 	"github.com/dso-dev/dso/internal/api"
-	"github.com/dso-dev/dso/internal/config"
 	"github.com/dso-dev/dso/internal/docker"
 	"github.com/dso-dev/dso/internal/docker/fake"
 	"github.com/dso-dev/dso/internal/notify"
@@ -53,19 +51,9 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // file store: initial convergence, a webhook-triggered rotation after the
 // secret changes, and a config reload that drops the binding.
 func TestAgentWiring(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("the agent mounts a tmpfs for secret files: needs root")
-	}
-	dir := t.TempDir()
-	secrets := filepath.Join(dir, "store")
-	if err := os.MkdirAll(secrets, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	write := func(v string) {
-		if err := os.WriteFile(filepath.Join(secrets, "api_key"), []byte(v), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	d := newAgentDir(t)
+	dir := d.dir
+	write := func(v string) { d.writeSecret(t, "api_key", v) }
 	write("v1")
 	t.Setenv("DSO_TEST_WEBHOOK_TOKEN", "hook-token-123")
 	metricsAddr, hookAddr := freePort(t), freePort(t)
@@ -84,28 +72,10 @@ func TestAgentWiring(t *testing.T) {
 		}
 		notes.types = append(notes.types, r.Header.Get("X-DSO-Event"))
 	}))
-	defer sink.Close()
-	cfgPath := filepath.Join(dir, "dso.yaml")
-	cfg := fmt.Sprintf(`agent:
-  metrics: {listen: "%s"}
-  api: {socket: "%s/run/dso.sock"}
-  delivery: {dir: "%s/secrets"}
-  watch:
-    debounce_window: 100ms
-    webhook: {enabled: true, listen: "%s", token: {fromEnv: DSO_TEST_WEBHOOK_TOKEN}}
-  rotation: {timeout: 5s}
-logging: {file: "%s/agent.log"}
-notifications:
-- {name: test, url: "%s", secret: {fromEnv: DSO_TEST_NOTIFY_KEY}}
-state: {dir: "%s/state"}
-bindings: {dirs: ["%s/bindings.d"]}
----
-apiVersion: dso.dev/v1alpha1
-kind: SecretStore
-metadata: {name: files}
-spec:
-  file: {dir: "%s"}
----
+	t.Cleanup(sink.Close) // after the agent's own cleanup: it may still notify
+	cfg := d.config(metricsAddr,
+		fmt.Sprintf(`webhook: {enabled: true, listen: "%s", token: {fromEnv: DSO_TEST_WEBHOOK_TOKEN}}`, hookAddr),
+		fmt.Sprintf("notifications:\n- {name: test, url: %q, secret: {fromEnv: DSO_TEST_NOTIFY_KEY}}\n", sink.URL), `---
 apiVersion: dso.dev/v1alpha1
 kind: SecretBinding
 metadata: {name: api}
@@ -115,38 +85,15 @@ spec:
   data:
   - remoteRef: {key: api_key}
     env: API_KEY
-`, metricsAddr, dir, dir, hookAddr, dir, sink.URL, dir, dir, secrets)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = unix.Unmount(filepath.Join(dir, "secrets"), unix.MNT_DETACH) })
-	b, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
+	cfgPath, b := d.load(t, cfg)
 
 	eng := fake.New()
 	eng.Add("api", container.Config{Image: "sha256:app", Healthcheck: &container.HealthConfig{Test: []string{"CMD", "/probe"}}}, container.HostConfig{}, true)
 	var logMu sync.Mutex
 	var logs bytes.Buffer
 	log := funcr.New(func(_, args string) { logMu.Lock(); logs.WriteString(args + "\n"); logMu.Unlock() }, funcr.Options{})
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan struct{})
-	done := make(chan error, 1)
-	go func() { done <- Run(ctx, Options{ConfigPath: cfgPath, Bundle: b, Log: log, Engine: eng, Ready: ready}) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("agent: %v", err)
-		}
-	}()
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("agent exited: %v", err)
-	case <-time.After(15 * time.Second):
-		t.Fatal("agent not ready")
-	}
+	runAgent(t, Options{ConfigPath: cfgPath, Bundle: b, Log: log, Engine: eng})
 	resp, err := http.Get("http://" + metricsAddr + "/readyz")
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("readyz: %v %v", resp, err)

@@ -3,8 +3,6 @@ package agent
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -12,10 +10,8 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/go-logr/logr/funcr"
-	"golang.org/x/sys/unix"
 
 	"github.com/dso-dev/dso/api/v1alpha1"
-	"github.com/dso-dev/dso/internal/config"
 	"github.com/dso-dev/dso/internal/docker"
 	"github.com/dso-dev/dso/internal/docker/fake"
 	"github.com/dso-dev/dso/providers"
@@ -77,20 +73,11 @@ func (p *batchFiles) counts() (gets, batches int, sizes []int) {
 // keys from the cache: no per-key call, yet every container converges with
 // its value.
 func TestAgentPrefetchesBatchStores(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("the agent mounts a tmpfs for secret files: needs root")
-	}
-	dir := t.TempDir()
-	secrets := filepath.Join(dir, "store")
-	if err := os.MkdirAll(secrets, 0o700); err != nil {
-		t.Fatal(err)
-	}
+	d := newAgentDir(t)
 	keys := []string{"k1", "k2", "k3"}
 	var bindings strings.Builder
 	for _, k := range keys {
-		if err := os.WriteFile(filepath.Join(secrets, k), []byte("value-of-"+k), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		d.writeSecret(t, k, "value-of-"+k)
 		fmt.Fprintf(&bindings, `---
 apiVersion: dso.dev/v1alpha1
 kind: SecretBinding
@@ -103,31 +90,7 @@ spec:
     env: SECRET
 `, k)
 	}
-	cfgPath := filepath.Join(dir, "dso.yaml")
-	cfg := fmt.Sprintf(`agent:
-  metrics: {listen: "%s"}
-  api: {socket: "%s/run/dso.sock"}
-  delivery: {dir: "%s/secrets"}
-  watch: {debounce_window: 100ms}
-  rotation: {timeout: 5s}
-logging: {file: "%s/agent.log"}
-state: {dir: "%s/state"}
-bindings: {dirs: ["%s/bindings.d"]}
----
-apiVersion: dso.dev/v1alpha1
-kind: SecretStore
-metadata: {name: files}
-spec:
-  file: {dir: "%s"}
-%s`, freePort(t), dir, dir, dir, dir, dir, secrets, bindings.String())
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = unix.Unmount(filepath.Join(dir, "secrets"), unix.MNT_DETACH) })
-	b, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfgPath, b := d.load(t, d.config(freePort(t), "", "", bindings.String()))
 	prov := &batchFiles{}
 	reg := providers.NewRegistry()
 	reg.MustRegister(prov)
@@ -139,19 +102,7 @@ spec:
 	var logMu sync.Mutex
 	var logs strings.Builder
 	log := funcr.New(func(_, args string) { logMu.Lock(); logs.WriteString(args + "\n"); logMu.Unlock() }, funcr.Options{})
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan struct{})
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Options{ConfigPath: cfgPath, Bundle: b, Log: log, Engine: eng, Ready: ready, Registry: reg})
-	}()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("agent: %v", err)
-		}
-	}()
-	<-ready
+	runAgent(t, Options{ConfigPath: cfgPath, Bundle: b, Log: log, Engine: eng, Registry: reg})
 	for _, k := range keys {
 		name := "app-" + k
 		waitFor(t, name+" converges", func() bool {

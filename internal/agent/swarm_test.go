@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,11 +13,9 @@ import (
 
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/go-logr/logr"
-	"golang.org/x/sys/unix"
 
 	"github.com/dso-dev/dso/api/v1alpha1"
 	"github.com/dso-dev/dso/internal/api"
-	"github.com/dso-dev/dso/internal/config"
 	"github.com/dso-dev/dso/internal/docker"
 	"github.com/dso-dev/dso/internal/docker/fake"
 )
@@ -29,42 +26,15 @@ import (
 // with metrics, history and a service/<name> target; on an engine that is
 // not a manager nothing happens and the binding says why.
 func TestAgentSwarmWiring(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("the agent mounts a tmpfs for secret files: needs root")
-	}
 	for _, manager := range []bool{true, false} {
 		t.Run(fmt.Sprintf("manager=%v", manager), func(t *testing.T) {
-			dir := t.TempDir()
-			secrets := filepath.Join(dir, "store")
-			if err := os.MkdirAll(secrets, 0o700); err != nil {
-				t.Fatal(err)
-			}
-			write := func(v string) {
-				if err := os.WriteFile(filepath.Join(secrets, "tls"), []byte(v), 0o600); err != nil {
-					t.Fatal(err)
-				}
-			}
+			d := newAgentDir(t)
+			write := func(v string) { d.writeSecret(t, "tls", v) }
 			write("v1")
 			t.Setenv("DSO_TEST_WEBHOOK_TOKEN", "hook-token-123")
 			metricsAddr, hookAddr := freePort(t), freePort(t)
-			cfgPath := filepath.Join(dir, "dso.yaml")
-			cfg := fmt.Sprintf(`agent:
-  metrics: {listen: "%s"}
-  api: {socket: "%s/run/dso.sock"}
-  delivery: {dir: "%s/secrets"}
-  watch:
-    debounce_window: 100ms
-    webhook: {enabled: true, listen: "%s", token: {fromEnv: DSO_TEST_WEBHOOK_TOKEN}}
-  rotation: {timeout: 5s}
-logging: {file: "%s/agent.log"}
-state: {dir: "%s/state"}
----
-apiVersion: dso.dev/v1alpha1
-kind: SecretStore
-metadata: {name: files}
-spec:
-  file: {dir: "%s"}
----
+			cfgPath, b := d.load(t, d.config(metricsAddr,
+				fmt.Sprintf(`webhook: {enabled: true, listen: "%s", token: {fromEnv: DSO_TEST_WEBHOOK_TOKEN}}`, hookAddr), "", `---
 apiVersion: dso.dev/v1alpha1
 kind: SecretBinding
 metadata: {name: web}
@@ -74,44 +44,20 @@ spec:
   data:
   - remoteRef: {key: tls}
     file: {path: /run/secrets/tls.pem}
-`, metricsAddr, dir, dir, hookAddr, dir, dir, secrets)
-			if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = unix.Unmount(filepath.Join(dir, "secrets"), unix.MNT_DETACH) })
-			b, err := config.Load(cfgPath)
-			if err != nil {
-				t.Fatal(err)
-			}
+`))
 			eng := fake.New()
 			if manager {
 				eng.Swarm = docker.SwarmInfo{NodeID: "n1", State: "active", ControlAvailable: true}
 			}
 			eng.AddService(swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "web"},
 				TaskTemplate: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Image: "sha256:app"}}})
-			ctx, cancel := context.WithCancel(context.Background())
-			ready := make(chan struct{})
-			done := make(chan error, 1)
-			go func() {
-				done <- Run(ctx, Options{ConfigPath: cfgPath, Bundle: b, Log: logr.Discard(), Engine: eng, Ready: ready})
-			}()
-			defer func() {
-				cancel()
-				if err := <-done; err != nil {
-					t.Errorf("agent: %v", err)
-				}
-			}()
-			select {
-			case <-ready:
-			case err := <-done:
-				t.Fatalf("agent exited: %v", err)
-			case <-time.After(15 * time.Second):
-				t.Fatal("agent not ready")
-			}
+			runAgent(t, Options{ConfigPath: cfgPath, Bundle: b, Log: logr.Discard(), Engine: eng})
+			dir := d.dir
 			client := api.NewClient(filepath.Join(dir, "run", "dso.sock"))
 
 			if !manager {
 				var bv api.BindingView
+				var err error
 				waitFor(t, "binding status", func() bool {
 					bv, err = client.Binding(context.Background(), "web")
 					return err == nil && len(bv.Status.Conditions) > 0
