@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -21,16 +22,8 @@ import (
 // the tmpfs, not path strings) and converge it by one swap, after which
 // the app reads the value.
 func TestComposeUpBeforeAgentTmpfs(t *testing.T) {
-	const binding, filePath = "compose-late", "/run/dso-e2e/token"
-	h := framework.New(t)
-	ctx := newCtx(t, 5*time.Minute)
-	v1 := randomValue(t)
-	p := newComposeProject(t, h)
-	a := framework.StartAgent(t, h, framework.AgentOptions{
-		Secrets: map[string]string{"app/file": v1},
-		Bindings: []string{bindingYAML(binding, p.selector(), `- remoteRef: {key: app/file}
-  file: {path: `+filePath+`, mode: "0444"}`, "strategy: auto")},
-	})
+	const filePath = composeFilePath
+	h, ctx, p, a, v1 := startComposeFileAgent(t, "compose-late")
 	// Take the agent and its tmpfs away, as on a host where compose
 	// started first.
 	if err := a.Stop(); err != nil {
@@ -79,16 +72,8 @@ func TestComposeUpBeforeAgentTmpfs(t *testing.T) {
 // by one swap, and that swap must not fail on the bind the compose file
 // put at the secret directory ("Duplicate mount point").
 func TestComposeMismatchedLiveMount(t *testing.T) {
-	const binding, filePath = "compose-mismatch", "/run/dso-e2e/token"
-	h := framework.New(t)
-	ctx := newCtx(t, 5*time.Minute)
-	v1 := randomValue(t)
-	p := newComposeProject(t, h)
-	a := framework.StartAgent(t, h, framework.AgentOptions{
-		Secrets: map[string]string{"app/file": v1},
-		Bindings: []string{bindingYAML(binding, p.selector(), `- remoteRef: {key: app/file}
-  file: {path: `+filePath+`, mode: "0444"}`, "strategy: auto")},
-	})
+	const binding, filePath = "compose-mismatch", composeFilePath
+	h, ctx, p, a, v1 := startComposeFileAgent(t, binding)
 	name := p.containerName("web", 1)
 	wrong := filepath.Join(a.DeliveryDir, name+"-typo", "live", "run__dso-e2e")
 	p.write(t, wrong+":"+filepath.Dir(filePath)+":ro")
@@ -112,4 +97,24 @@ func TestComposeMismatchedLiveMount(t *testing.T) {
 		t.Fatalf("/file after the swap = %q, %v; want the value's hash", got, err)
 	}
 	p.down(t, ctx)
+}
+
+// composeFilePath is where the file-only bindings of these tests deliver.
+const composeFilePath = "/run/dso-e2e/token"
+
+// startComposeFileAgent makes a compose project (not up yet) and an agent
+// with one file-only binding (strategy auto) of a fresh value to the
+// project's web service.
+func startComposeFileAgent(t *testing.T, binding string) (*framework.Harness, context.Context, *composeProject, *framework.Agent, string) {
+	t.Helper()
+	h := framework.New(t)
+	ctx := newCtx(t, 5*time.Minute)
+	v1 := randomValue(t)
+	p := newComposeProject(t, h)
+	a := framework.StartAgent(t, h, framework.AgentOptions{
+		Secrets: map[string]string{"app/file": v1},
+		Bindings: []string{bindingYAML(binding, p.selector(), `- remoteRef: {key: app/file}
+  file: {path: `+composeFilePath+`, mode: "0444"}`, "strategy: auto")},
+	})
+	return h, ctx, p, a, v1
 }
