@@ -189,7 +189,7 @@ func (p *Planner) values(ctx context.Context, name string, bindings []*v1alpha1.
 						// A field name comes from the store, not from the
 						// operator's YAML: "../../etc/passwd" must not
 						// reach outside dataFrom's dir in the container.
-						return plan, nil, reconcilers.TerminalError(fmt.Errorf("binding %s: spec.dataFrom[%d]: field %q of %s is not usable as a file name in %s (one path element: no '/', not '.' or '..', no NUL, at most 255 bytes)", b.Name, i, field, d.RemoteRef.Key, d.Dir))
+						return plan, nil, reconcilers.TerminalError(fmt.Errorf("binding %s: spec.dataFrom[%d]: field %q of %s is not usable as a file name in %s (one path element: no '/', not '.', not beginning with '..', no NUL, at most 255 bytes)", b.Name, i, field, d.RemoteRef.Key, d.Dir))
 					}
 					fp := path.Join(d.Dir, field)
 					if prev, ok := fileFrom[fp]; ok {
@@ -330,9 +330,10 @@ func sortedFieldNames(m map[string][]byte) []string {
 	return out
 }
 
-// validFileName reports whether s is one safe path element.
+// validFileName reports whether s is one safe path element. Names
+// beginning with ".." are the delivery writer's own (..data).
 func validFileName(s string) bool {
-	return s != "" && s != "." && s != ".." && len(s) <= 255 && !strings.ContainsAny(s, "/\x00")
+	return s != "" && s != "." && !strings.HasPrefix(s, "..") && len(s) <= 255 && !strings.ContainsAny(s, "/\x00")
 }
 
 func validEnvName(s string) bool {

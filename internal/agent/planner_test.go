@@ -256,6 +256,8 @@ func TestDataFromFieldNamesStayInDir(t *testing.T) {
 		{"traversal", `{"../../etc/passwd":"x"}`, false},
 		{"nested", `{"a/b":"x"}`, false},
 		{"dot-dot", `{"..":"x"}`, false},
+		{"the writer's own ..data", `{"..data":"x"}`, false},
+		{"dot-dot prefix", `{"..dso_1":"x"}`, false},
 		{"empty", `{"":"x"}`, false},
 	}
 	for _, tc := range cases {

@@ -165,6 +165,11 @@ func (w *Writer) Write(target, set string, files []File) ([]Mount, bool, error) 
 		if !path.IsAbs(f.Path) || path.Clean(f.Path) != f.Path || path.Dir(f.Path) == f.Path {
 			return nil, false, fmt.Errorf("file path %q must be absolute, clean and not /", f.Path)
 		}
+		if strings.HasPrefix(path.Base(f.Path), "..") {
+			// ..data, ..data_tmp and ..dso_* are the writer's own: a file
+			// named so would loop or hide every file of its directory.
+			return nil, false, fmt.Errorf("file path %q: a name beginning with '..' is reserved for dso's own links", f.Path)
+		}
 		dir := path.Dir(f.Path)
 		groups[dir] = append(groups[dir], f)
 	}

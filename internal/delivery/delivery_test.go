@@ -86,7 +86,9 @@ func TestWriteUpdateAndRemove(t *testing.T) {
 
 func TestWriteRejectsBadPaths(t *testing.T) {
 	w := New(t.TempDir())
-	for _, p := range []string{"relative", "/", "/a/../b", "/a//b"} {
+	// Names beginning with ".." are the writer's own (..data, ..data_tmp,
+	// ..dso_*): a file named so would break or hide the directory's files.
+	for _, p := range []string{"relative", "/", "/a/../b", "/a//b", "/run/secrets/..data", "/run/secrets/..data_tmp", "/run/secrets/..dso_1"} {
 		if _, _, err := w.Write("t", "live", []File{{Path: p, Value: []byte("x"), UID: -1, GID: -1}}); err == nil {
 			t.Errorf("path %q accepted", p)
 		}
