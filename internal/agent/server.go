@@ -667,7 +667,6 @@ func (a *Agent) handleRotate(w http.ResponseWriter, r *http.Request) {
 			flusher.Flush()
 		}
 	}
-	start := time.Now()
 	for _, k := range bindingKeys(bd) {
 		if _, err := a.cache.Refresh(r.Context(), k.Store, providers.Ref{Key: k.Key, Version: k.Version}); err != nil {
 			emit(api.RotateProgress{Phase: "failed", Message: err.Error()})
@@ -675,6 +674,9 @@ func (a *Agent) handleRotate(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// Only passes begun after the refresh read its values: a rotation or a
+	// no-op pass begun while it was in flight may have used the old ones.
+	start := time.Now()
 	var targets []string
 	for _, c := range a.containers(r.Context()) {
 		n := strings.TrimPrefix(c.Names[0], "/")
