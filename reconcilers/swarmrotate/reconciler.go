@@ -98,17 +98,30 @@ type Reconciler struct {
 	Now func() time.Time
 
 	refusedMu sync.Mutex
-	refused   map[string]string // service -> plan hash a terminal error refused
+	refused   map[string]refusal // service -> the plan a terminal error refused
 }
+
+// refusal is a plan refused by a terminal error, and when.
+type refusal struct {
+	hash string
+	at   time.Time
+}
+
+// refusalRetry is how long a refused plan is left alone: the cause (a
+// foreign secret, a clashing path) may be fixed outside dso, which changes
+// no hash, so the plan is tried again after this long.
+const refusalRetry = 10 * time.Minute
 
 // refusedPlan reports whether the plan hash was refused by a terminal error
 // (a clashing secret path, a foreign secret of that name): the periodic
 // recheck must not start, record and notify the same failed rotation every
-// few seconds. A new plan (a changed value or binding) is tried again.
+// few seconds. A new plan (a changed value or binding) is tried again at
+// once, the same plan after refusalRetry (its cause may have been fixed).
 func (r *Reconciler) refusedPlan(service, hash string) bool {
 	r.refusedMu.Lock()
 	defer r.refusedMu.Unlock()
-	return r.refused[service] == hash
+	ref, ok := r.refused[service]
+	return ok && ref.hash == hash && r.now().Sub(ref.at) < refusalRetry
 }
 
 func (r *Reconciler) setRefused(service, hash string) {
@@ -119,9 +132,9 @@ func (r *Reconciler) setRefused(service, hash string) {
 		return
 	}
 	if r.refused == nil {
-		r.refused = map[string]string{}
+		r.refused = map[string]refusal{}
 	}
-	r.refused[service] = hash
+	r.refused[service] = refusal{hash: hash, at: r.now()}
 }
 
 // ErrUpdateFailed wraps an update Swarm rolled back or paused.
@@ -172,6 +185,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, service string) (reconcilers
 	if docker.IsNotFound(err) {
 		// Nothing to converge (the periodic relist looks again), but the
 		// secrets dso made for a removed service are no one's any more.
+		r.setRefused(service, "")
 		return r.cleanup(ctx, r.Log.WithValues("service", service), swarm.Service{}, service)
 	}
 	if err != nil {

@@ -264,7 +264,7 @@ func TestReconcile(t *testing.T) {
 				t.Fatal(err)
 			}
 			f.e.OnServiceUpdate = func(*swarm.Service) fake.SwarmUpdateOutcome { return fake.UpdateRollsBack }
-			f.p.set("web", plan(h2, "bad"))
+			f.p.set("web", plan(h2, "bad-value"))
 			_, err := f.reconcile(t)
 			if !errors.Is(err, ErrUpdateFailed) || !strings.Contains(err.Error(), "rollback completed") {
 				t.Fatalf("error %v: want ErrUpdateFailed with Swarm's message", err)
@@ -293,7 +293,7 @@ func TestReconcile(t *testing.T) {
 			}
 			// A new value is a new plan: tried, and on success Degraded clears.
 			f.e.OnServiceUpdate = nil
-			f.p.set("web", plan("cccccccc33333333", "good"))
+			f.p.set("web", plan("cccccccc33333333", "good-value"))
 			if _, err := f.reconcile(t); err != nil {
 				t.Fatal(err)
 			}
@@ -310,13 +310,13 @@ func TestReconcile(t *testing.T) {
 				t.Fatal(err)
 			}
 			f.e.OnServiceUpdate = func(*swarm.Service) fake.SwarmUpdateOutcome { return fake.UpdateRollsBack }
-			f.p.set("web", plan(h2, "bad"))
+			f.p.set("web", plan(h2, "bad-value"))
 			if _, err := f.reconcile(t); !errors.Is(err, ErrUpdateFailed) {
 				t.Fatalf("error %v", err)
 			}
 			f.e.OnServiceUpdate = nil
 			time.Sleep(2 * time.Millisecond) // the next secret is made after the rollback started
-			f.p.set("web", plan("cccccccc33333333", "good"))
+			f.p.set("web", plan("cccccccc33333333", "good-value"))
 			f.r.Fault = func(p string) {
 				if p == "after-secret-create" {
 					panic("crash")
@@ -374,7 +374,7 @@ func TestReconcile(t *testing.T) {
 			// failure action rollback, and the rollback's own failure
 			// action pause (Swarm's default rollback_config).
 			f.e.OnServiceUpdate = func(*swarm.Service) fake.SwarmUpdateOutcome { return fake.UpdateRollbackPauses }
-			f.p.set("web", plan(h2, "bad"))
+			f.p.set("web", plan(h2, "bad-value"))
 			if _, err := f.reconcile(t); !errors.Is(err, ErrUpdateFailed) || !strings.Contains(err.Error(), "rollback paused") {
 				t.Fatalf("error %v: want ErrUpdateFailed with Swarm's message", err)
 			}
@@ -601,6 +601,14 @@ func TestReconcile(t *testing.T) {
 			if len(f.o.rotations) != n || len(f.e.ActionStrings()) != 0 {
 				t.Errorf("recheck of the refused plan: %d more rotations, actions %q; want none", len(f.o.rotations)-n, f.e.ActionStrings())
 			}
+			// After refusalRetry the same plan is tried again (its cause may
+			// have been fixed outside dso): refused once more here.
+			clock := time.Now().Add(refusalRetry + time.Second)
+			f.r.Now = func() time.Time { return clock }
+			if _, err := f.reconcile(t); !reconcilers.IsTerminal(err) || len(f.o.rotations) != n+1 {
+				t.Errorf("after refusalRetry: err %v, %d rotations; want the plan tried (and refused) once more", err, len(f.o.rotations)-n)
+			}
+			n = len(f.o.rotations)
 			f.p.set("web", plan(h2, "cert-2"))
 			if _, err := f.reconcile(t); err != nil || len(f.o.rotations) != n+1 {
 				t.Errorf("a new plan after the refusal: err %v, %d rotations; want it tried and done", err, len(f.o.rotations)-n)
@@ -623,7 +631,7 @@ func TestReconcile(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t)
 			tt.run(t, f)
-			for _, v := range []string{"cert-1", "cert-2", "db-1", "bad", "good"} {
+			for _, v := range []string{"cert-1", "cert-2", "db-1", "bad-value", "good-value"} {
 				if strings.Contains(f.log.String(), v) {
 					t.Errorf("the log contains the value %q:\n%s", v, f.log.String())
 				}
