@@ -525,6 +525,8 @@ func validateDeliveryPath(p *field.Path, v string, isDir bool) field.ErrorList {
 	dir := path.Dir(c)
 	if isDir {
 		dir = c
+	} else if strings.HasPrefix(path.Base(c), "..") {
+		return field.ErrorList{invalid(p, "a file name beginning with '..' is reserved for dso's own links in the secrets directory")}
 	}
 	if contains(shadowedDirs, dir) {
 		return field.ErrorList{forbidden(p, "its directory "+dir+" would be mounted over in the container, hiding the image's files: use a directory of its own, e.g. /run/secrets/app")}

@@ -48,6 +48,8 @@ func TestSecretBindingValidate(t *testing.T) {
 			[]string{"spec.data[1].file.path: must be absolute"}},
 		{"dot-dot", func(b *SecretBinding) { b.Spec.Data[1].File.Path = "/run/secrets/../x" },
 			[]string{"spec.data[1].file.path: must not contain '..'"}},
+		{"reserved ..data name", func(b *SecretBinding) { b.Spec.Data[1].File.Path = "/run/secrets/..data" },
+			[]string{"spec.data[1].file.path: a file name beginning with '..' is reserved for dso's own links in the secrets directory"}},
 		{"root", func(b *SecretBinding) { b.Spec.Data[1].File.Path = "/" },
 			[]string{"spec.data[1].file.path: must not be /"}},
 		{"under /sys", func(b *SecretBinding) { b.Spec.Data[1].File.Path = "/sys/x/y" },

@@ -79,8 +79,9 @@ func cleanDirs(dirs []string) []string {
 
 // SetDirs replaces the bindings folders being watched (a reloaded config
 // may name others in bindings.dirs): new folders are watched from now on,
-// folders no longer named stop being watched. It does not reload by
-// itself; the caller has just loaded the config that named them.
+// folders no longer named stop being watched. When a new folder gets its
+// watch, one more reload follows (a file written between the caller's load
+// and the new watch would otherwise be missed).
 func (w *FileWatcher) SetDirs(dirs []string) {
 	clean := cleanDirs(dirs)
 	w.mu.Lock()
@@ -206,7 +207,10 @@ func (w *FileWatcher) Start(ctx context.Context) error {
 					w.log.V(1).Info("no longer watching directory", "dir", d)
 				}
 			}
-			sync(true) // the config naming them was just loaded: no reload
+			// The config naming them was just loaded; a folder watched only
+			// now may have changed in between, so sync reloads once if a
+			// new watch was added.
+			sync(false)
 		case <-sigs:
 			w.log.Info("SIGHUP received; reloading configuration")
 			request()
