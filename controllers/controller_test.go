@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dso-dev/dso/internal/testutil"
 	"github.com/dso-dev/dso/reconcilers"
 )
 
@@ -88,9 +89,9 @@ func TestControllerOutcomes(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			logs := &logSink{}
+			logs := &testutil.LogSink{}
 			r := &recorder{calls: map[string][]time.Time{}, script: tc.script}
-			c := New(Options{Name: "test", Workers: 2, BaseDelay: time.Millisecond, MaxDelay: 10 * time.Millisecond, Log: logs.logger()}, r.reconcile)
+			c := New(Options{Name: "test", Workers: 2, BaseDelay: time.Millisecond, MaxDelay: 10 * time.Millisecond, Log: logs.Logger(10)}, r.reconcile)
 			startController(t, c)
 			c.Enqueue("a")
 			eventually(t, 10*time.Second, "reconcile calls", func() bool { return r.count("a") >= tc.wantCalls })
@@ -104,8 +105,8 @@ func TestControllerOutcomes(t *testing.T) {
 					t.Errorf("NumRequeues = %d, want %d (failure history forgotten)", got, tc.requeues)
 				}
 			}
-			if tc.wantLog != "" && len(logs.find(tc.wantLog)) == 0 {
-				t.Errorf("no log line contains %q; lines: %q", tc.wantLog, logs.find(""))
+			if tc.wantLog != "" && len(logs.Matching(tc.wantLog)) == 0 {
+				t.Errorf("no log line contains %q; lines: %q", tc.wantLog, logs.Matching(""))
 			}
 		})
 	}

@@ -3,17 +3,13 @@ package sources
 import (
 	"testing"
 	"time"
+
+	"github.com/dso-dev/dso/internal/testutil"
 )
 
 // eventually polls cond until it holds or timeout passes. Timeouts are
 // generous: the machine is shared and -race is slow.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for: %s", timeout, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testutil.Eventually(t, timeout, 2*time.Millisecond, what, cond)
 }

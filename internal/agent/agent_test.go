@@ -23,6 +23,7 @@ import (
 	"github.com/dso-dev/dso/internal/docker"
 	"github.com/dso-dev/dso/internal/docker/fake"
 	"github.com/dso-dev/dso/internal/notify"
+	"github.com/dso-dev/dso/internal/testutil"
 )
 
 func freePort(t *testing.T) string {
@@ -37,14 +38,7 @@ func freePort(t *testing.T) string {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
+	testutil.Eventually(t, 15*time.Second, 20*time.Millisecond, what, cond)
 }
 
 // TestAgentWiring runs the whole agent in-process on the fake engine and a

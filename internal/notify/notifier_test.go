@@ -19,6 +19,7 @@ import (
 	"github.com/go-logr/logr/funcr"
 
 	"github.com/dso-dev/dso/api/v1alpha1"
+	"github.com/dso-dev/dso/internal/testutil"
 	"github.com/dso-dev/dso/internal/version"
 	"github.com/dso-dev/dso/reconcilers/containerswap"
 )
@@ -62,13 +63,7 @@ func (b *logBuf) count(msg string) int {
 // waitFor polls cond for up to 5 s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testutil.Eventually(t, 5*time.Second, 2*time.Millisecond, what, cond)
 }
 
 // sleeps records requested waits and returns at once.

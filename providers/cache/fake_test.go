@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dso-dev/dso/internal/testutil"
 	"github.com/dso-dev/dso/providers"
 )
 
@@ -192,13 +193,7 @@ func unavailable(key string) error {
 // a state, never to assert on timing.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testutil.Eventually(t, 5*time.Second, time.Millisecond, what, cond)
 }
 
 // waiters returns the number of callers waiting on in-flight calls.

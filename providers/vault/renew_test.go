@@ -16,10 +16,10 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/go-logr/logr/funcr"
 	vaultapi "github.com/hashicorp/vault/api"
 
 	"github.com/dso-dev/dso/api/v1alpha1"
+	"github.com/dso-dev/dso/internal/testutil"
 	"github.com/dso-dev/dso/providers"
 )
 
@@ -87,38 +87,10 @@ func lookup(t *testing.T, tok string) tokenInfo {
 	return info
 }
 
-// logLines collects what the client logs.
-type logLines struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (l *logLines) logger() logr.Logger {
-	return funcr.New(func(prefix, args string) {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		l.lines = append(l.lines, prefix+" "+args)
-	}, funcr.Options{Verbosity: 1})
-}
-
-func (l *logLines) matching(sub string) []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []string
-	for _, s := range l.lines {
-		if strings.Contains(s, sub) {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
 // mustNotContain fails if any line holds one of secrets.
-func (l *logLines) mustNotContain(t *testing.T, secrets ...string) {
+func mustNotContain(t *testing.T, l *testutil.LogSink, secrets ...string) {
 	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, line := range l.lines {
+	for _, line := range l.Matching("") {
 		for _, s := range secrets {
 			if s != "" && strings.Contains(line, s) {
 				t.Fatalf("a log line contains a token: %q", line)
@@ -128,10 +100,10 @@ func (l *logLines) mustNotContain(t *testing.T, secrets ...string) {
 }
 
 // newLoggedClient is newTestClient with a logger in NewClient's context.
-func newLoggedClient(t *testing.T, st *v1alpha1.SecretStore) (*Client, *logLines) {
+func newLoggedClient(t *testing.T, st *v1alpha1.SecretStore) (*Client, *testutil.LogSink) {
 	t.Helper()
-	logs := &logLines{}
-	c, err := New().NewClient(logr.NewContext(context.Background(), logs.logger()), st)
+	logs := &testutil.LogSink{}
+	c, err := New().NewClient(logr.NewContext(context.Background(), logs.Logger(1)), st)
 	if err != nil {
 		t.Fatalf("NewClient: %v", err)
 	}
@@ -186,13 +158,7 @@ func (r *recorder) count(endpoint, tok string) int {
 // eventually polls cond until it holds or a generous deadline passes.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testutil.Eventually(t, 60*time.Second, 50*time.Millisecond, what, cond)
 }
 
 func tokenStore(addr, file string) *v1alpha1.SecretStore {
@@ -239,10 +205,10 @@ func TestTokenSourceRenewal(t *testing.T) {
 	if n := c.Reauths(); n != 0 {
 		t.Fatalf("%d requests met a 403: the renewer did not keep the token valid", n)
 	}
-	if len(logs.matching("Vault token renewed")) == 0 {
+	if len(logs.Matching("Vault token renewed")) == 0 {
 		t.Fatalf("no renewal was logged (at V(1))")
 	}
-	logs.mustNotContain(t, tok, dev.Token)
+	mustNotContain(t, logs, tok, dev.Token)
 }
 
 // Tokens that cannot be renewed are left alone: the renewer looks them up
@@ -271,10 +237,10 @@ func TestTokenSourceNotRenewed(t *testing.T) {
 		if c.Renewals() != 0 {
 			t.Fatalf("renewals = %d, want 0", c.Renewals())
 		}
-		if len(logs.matching("is not renewable")) != 1 {
-			t.Fatalf("want one log line saying the token is not renewable, got %q", logs.matching("renew"))
+		if len(logs.Matching("is not renewable")) != 1 {
+			t.Fatalf("want one log line saying the token is not renewable, got %q", logs.Matching("renew"))
 		}
-		logs.mustNotContain(t, tok, dev.Token)
+		mustNotContain(t, logs, tok, dev.Token)
 	})
 
 	t.Run("root token has no TTL", func(t *testing.T) {
@@ -297,7 +263,7 @@ func TestTokenSourceNotRenewed(t *testing.T) {
 		if after := lookup(t, dev.Token); after != before || after.ttl != 0 {
 			t.Fatalf("root token changed: before %+v, after %+v", before, after)
 		}
-		logs.mustNotContain(t, dev.Token)
+		mustNotContain(t, logs, dev.Token)
 	})
 }
 
@@ -335,7 +301,7 @@ func TestTokenRenewerFollowsNewToken(t *testing.T) {
 	if !info.valid || !info.lastRenewal || !info.expire.After(originalExpiry) {
 		t.Fatalf("Vault says about the new token: %+v; want it renewed past %v", info, originalExpiry)
 	}
-	logs.mustNotContain(t, first, second, dev.Token)
+	mustNotContain(t, logs, first, second, dev.Token)
 }
 
 // A failed renewal is logged (without the token) and retried with a
@@ -361,7 +327,7 @@ func TestTokenRenewalRetriedAfterFailure(t *testing.T) {
 	if n := rec.count("renew-self", tok); n < 3 {
 		t.Fatalf("renew-self reached the proxy %d times, want >= 3 (2 refused, then renewed)", n)
 	}
-	failed := logs.matching("renewal failed")
+	failed := logs.Matching("renewal failed")
 	if len(failed) != 2 || !strings.Contains(failed[0], `"attempt"=1`) || !strings.Contains(failed[1], `"attempt"=2`) ||
 		!strings.Contains(failed[0], `"retryIn"="100ms"`) || !strings.Contains(failed[1], `"retryIn"="200ms"`) {
 		t.Fatalf("failure log lines = %q, want attempts 1 and 2 with retries after 100ms and 200ms", failed)
@@ -372,7 +338,7 @@ func TestTokenRenewalRetriedAfterFailure(t *testing.T) {
 	if info := lookup(t, tok); !info.valid || !info.expire.After(originalExpiry) {
 		t.Fatalf("Vault says: %+v; want the token valid past %v", info, originalExpiry)
 	}
-	logs.mustNotContain(t, tok, dev.Token)
+	mustNotContain(t, logs, tok, dev.Token)
 }
 
 func TestRetryDelay(t *testing.T) {
